@@ -1,0 +1,51 @@
+# Two commands a new user runs: `make demo` and `make test`. Everything they need is
+# installed into .venv from the package registries.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The oldest versions we support, tested by `make test-min` in their own venv.
+MIN_VENV := .venv-min
+MIN_PINS := flask==3.0.0 werkzeug==3.0.0 sqlalchemy==2.0.0 typing-extensions==4.6.0
+
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 5000
+
+.PHONY: demo test test-min lint typecheck pytest clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/flask --app bookshelf.app init-db --seed
+	@echo "Serving the bookshelf example on http://$(DEMO_HOST):$(DEMO_PORT)/ (Ctrl+C to stop)"
+	$(BIN)/flask --app bookshelf.app run --host $(DEMO_HOST) --port $(DEMO_PORT)
+
+test: $(VENV)/.installed
+	$(MAKE) lint typecheck pytest VENV=$(VENV)
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+	$(BIN)/pyright --pythonpath $(BIN)/python
+
+pytest:
+	$(BIN)/pytest
+
+$(MIN_VENV)/.installed: pyproject.toml Makefile
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(MIN_VENV)/bin/python -m pip install --quiet -e . --group dev $(MIN_PINS)
+	touch $@
+
+test-min: $(MIN_VENV)/.installed
+	$(MAKE) typecheck pytest VENV=$(MIN_VENV)
+
+clean:
+	rm -rf $(VENV) $(MIN_VENV) .mypy_cache .pytest_cache .ruff_cache examples/instance
