@@ -1,0 +1,31 @@
+"""The framework-agnostic core: configuration to engines, sessions and tables.
+
+Nothing here imports Flask, so workers, schedulers and scripts build the same engines
+and sessions as the web app from the same settings.
+"""
+
+from __future__ import annotations
+
+from ._config import BindSpec
+from ._config import ConfigWarning
+from ._config import read_config
+from ._database import BindKeys
+from ._database import DatabaseCore
+from ._database import ModelBase
+from ._database import metadatas_of
+from ._engine import apply_backend_defaults
+from ._engine import create_engine
+from ._session import RoutingSession
+
+__all__ = [
+    "BindKeys",
+    "BindSpec",
+    "ConfigWarning",
+    "DatabaseCore",
+    "ModelBase",
+    "RoutingSession",
+    "apply_backend_defaults",
+    "create_engine",
+    "metadatas_of",
+    "read_config",
+]

@@ -1,0 +1,203 @@
+"""Engines, metadata and a sessionmaker, built once from configuration."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from contextlib import contextmanager
+from types import MappingProxyType
+from types import TracebackType
+from typing import Any
+from typing import Literal
+from typing import Self
+from typing import TypeAlias
+
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBaseNoMeta
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker as _sessionmaker
+
+from ._config import describe_bind
+from ._config import read_config
+from ._engine import create_engine
+from ._session import RoutingSession
+
+#: A declarative base whose ``metadata.info["bind_key"]`` names its bind.
+ModelBase: TypeAlias = type[DeclarativeBase] | type[DeclarativeBaseNoMeta]
+
+#: What ``create_all`` and ``drop_all`` take: ``"__all__"``, one key (``None`` is the
+#: default bind), or several keys.
+BindKeys: TypeAlias = Literal["__all__"] | str | Iterable[str | None] | None
+
+
+def metadatas_of(bases: Iterable[ModelBase]) -> dict[str | None, sa.MetaData]:
+    """Map each bind key to the metadata of the bases that declare it.
+
+    :raises ValueError: If two bases declare the same bind key with different
+        metadata, which ``create_all`` and migrations could not tell apart.
+    """
+    metadatas: dict[str | None, sa.MetaData] = {}
+    for base in bases:
+        metadata = base.metadata
+        key: object = metadata.info.get("bind_key")
+        if key is not None and not isinstance(key, str):
+            raise TypeError(
+                f"{base.__name__}.metadata.info['bind_key'] must be a string or None, not {key!r}."
+            )
+        known = metadatas.setdefault(key, metadata)
+        if known is not metadata:
+            raise ValueError(
+                f"Two bases declare the bind key {key!r} with different MetaData objects"
+                f" ({base.__name__} is the second): share one MetaData between them,"
+                " or give each its own bind key."
+            )
+    return metadatas
+
+
+class DatabaseCore:
+    """Everything a process needs to talk to its databases, without Flask.
+
+    Built from the same ``SQLALCHEMY_*`` keys as the Flask extension, so a worker or a
+    script gets exactly the engines and sessions the web app gets::
+
+        core = DatabaseCore(settings, Base, AuthBase, root_path="instance")
+        with core.transaction() as session:
+            session.add(Report(...))
+
+    One engine is made per bind, here and only here; dispose of them with
+    :meth:`dispose` (or use the object as a context manager) when the process is done.
+
+    :param config: A mapping with Flask-SQLAlchemy 3.1's keys:
+        ``SQLALCHEMY_DATABASE_URI``, ``SQLALCHEMY_BINDS``,
+        ``SQLALCHEMY_ENGINE_OPTIONS``, ``SQLALCHEMY_ECHO``.
+    :param bases: The declarative bases of the models. Each base's
+        ``metadata.info["bind_key"]`` (absent: the default bind) picks its engine.
+    :param root_path: The directory relative SQLite paths are resolved against.
+    :param engine_options: Defaults for every engine, below the config's options.
+    :param session_options: Arguments for the :class:`~sqlalchemy.orm.sessionmaker`.
+    :raises RuntimeError: If the config has no database URL, or a base's bind key has
+        none. The message names the config key to set.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *bases: ModelBase,
+        root_path: str | os.PathLike[str] | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.metadatas: Mapping[str | None, sa.MetaData] = MappingProxyType(metadatas_of(bases))
+        specs = read_config(config, engine_options)
+        for key in self.metadatas:
+            if key not in specs:
+                raise RuntimeError(
+                    f"A model base declares the bind key {key!r}, so {describe_bind(key)}"
+                    " must be set to that database's URL."
+                )
+        session_options = dict(session_options or {})
+        session_class: type[Session] = session_options.pop("class_", RoutingSession)
+        if not issubclass(session_class, RoutingSession):
+            raise TypeError(
+                "session_options['class_'] must be a subclass of"
+                " flask_typed_db.core.RoutingSession, which routes models to their binds."
+            )
+
+        engines = {key: create_engine(spec, root_path) for key, spec in specs.items()}
+        #: The engine of each bind, the default bind under ``None``. Read-only.
+        self.engines: Mapping[str | None, sa.Engine] = MappingProxyType(engines)
+        #: Makes sessions that route each model and table to its bind's engine.
+        self.sessionmaker: _sessionmaker[Session] = _sessionmaker(
+            bind=engines.get(None), class_=session_class, engines=self.engines, **session_options
+        )
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The default bind's engine (``SQLALCHEMY_DATABASE_URI``)."""
+        return self.get_engine(None)
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        """The default bind's metadata: that of the base without a bind key."""
+        try:
+            return self.metadatas[None]
+        except KeyError:
+            raise RuntimeError(
+                "No model base uses the default bind; use 'metadatas[key]' for a bind key."
+            ) from None
+
+    def get_engine(self, bind_key: str | None = None) -> sa.Engine:
+        """Return the engine of ``bind_key``; ``None`` is the default bind.
+
+        :raises KeyError: If that bind is not configured; the message names the key.
+        """
+        try:
+            return self.engines[bind_key]
+        except KeyError:
+            raise KeyError(
+                f"No engine for bind key {bind_key!r}: set {describe_bind(bind_key)}."
+            ) from None
+
+    @contextmanager
+    def transaction(self) -> Generator[Session]:
+        """A unit of work for workers and scripts: commit when the block succeeds,
+        roll back and re-raise when it raises, close the session either way.
+        """
+        with self.sessionmaker.begin() as session:
+            yield session
+
+    def create_all(self, bind_key: BindKeys = "__all__") -> None:
+        """Create the tables of the given binds that do not exist yet.
+
+        :param bind_key: ``"__all__"`` (every base), ``None`` (the default bind), one
+            key, or a list of keys.
+        """
+        for metadata, engine in self._metadata_and_engines(bind_key):
+            metadata.create_all(engine)
+
+    def drop_all(self, bind_key: BindKeys = "__all__") -> None:
+        """Drop the tables of the given binds. Takes the same ``bind_key`` values as
+        :meth:`create_all`.
+        """
+        for metadata, engine in self._metadata_and_engines(bind_key):
+            metadata.drop_all(engine)
+
+    def dispose(self) -> None:
+        """Close every engine's pooled connections."""
+        for engine in self.engines.values():
+            engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.dispose()
+
+    def __repr__(self) -> str:
+        # Engine's repr hides the password.
+        return f"<{type(self).__name__} engines={dict(self.engines)!r}>"
+
+    def _metadata_and_engines(self, bind_key: BindKeys) -> Iterator[tuple[sa.MetaData, sa.Engine]]:
+        if bind_key == "__all__":
+            keys: list[str | None] = list(self.metadatas)
+        elif bind_key is None or isinstance(bind_key, str):
+            keys = [bind_key]
+        else:
+            keys = list(bind_key)
+        for key in keys:
+            if key not in self.engines:
+                raise sa_exc.UnboundExecutionError(
+                    f"Bind key {key!r} has no engine: set {describe_bind(key)}."
+                )
+            if key in self.metadatas:
+                yield self.metadatas[key], self.engines[key]

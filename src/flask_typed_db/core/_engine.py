@@ -1,0 +1,101 @@
+"""Create engines with the defaults each backend needs, and keep them fork-safe."""
+
+from __future__ import annotations
+
+import os
+import sys
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import StaticPool
+
+from ._config import BindSpec
+
+#: Engines whose pools must be reset in a forked child. Weak, so that a disposed and
+#: dropped engine (a test app, say) is not kept alive by the fork hook.
+_forkable_engines: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = None) -> sa.Engine:
+    """Create the engine for one bind, with backend defaults applied.
+
+    :param spec: The bind's URL and options, from :func:`read_config`.
+    :param root_path: The directory a relative SQLite path is resolved against (the
+        Flask app's instance folder). ``None`` leaves it relative to the working
+        directory, as SQLite does.
+    """
+    options = dict(spec.options)
+    url = apply_backend_defaults(spec.url, options, root_path)
+    engine = sa.create_engine(url, **options)
+    if not is_sqlite_memory(url):
+        # An in-memory database exists only in its one connection: a child that
+        # dropped it would see an empty database, so that pool is left as it is.
+        _forkable_engines.add(engine)
+    return engine
+
+
+def apply_backend_defaults(
+    url: URL, options: dict[str, Any], root_path: str | os.PathLike[str] | None
+) -> URL:
+    """Fill in ``options`` with what the backend needs and return the URL to use.
+
+    Options the user set are never overridden.
+    """
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if is_sqlite_memory(url):
+            # Every new connection to ":memory:" would be a new, empty database:
+            # keep exactly one connection and let every thread use it.
+            options.setdefault("poolclass", StaticPool)
+            connect_args: Mapping[str, Any] = options.get("connect_args", {})
+            options["connect_args"] = {"check_same_thread": False, **connect_args}
+        elif root_path is not None:
+            url = _resolve_sqlite_path(url, root_path)
+    elif backend in {"mysql", "mariadb"}:
+        # MySQL's "utf8" is a three-byte subset; utf8mb4 stores all of Unicode.
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        # The server drops connections idle longer than wait_timeout (8 hours by
+        # default); recycle pooled ones well before that.
+        if options.get("poolclass", QueuePool) is QueuePool:
+            options.setdefault("pool_recycle", 7200)
+    return url
+
+
+def is_sqlite_memory(url: URL) -> bool:
+    """Whether ``url`` names an in-memory SQLite database."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return (
+        database in {"", ":memory:"}
+        or database.startswith("file::memory:")
+        or url.query.get("mode") == "memory"
+    )
+
+
+def _resolve_sqlite_path(url: URL, root_path: str | os.PathLike[str]) -> URL:
+    database = url.database or ""
+    # sqlite:///file:name.db?uri=true passes a SQLite URI filename through.
+    is_uri = url.query.get("uri") in {"true", "True", "1"}
+    path = database.removeprefix("file:") if is_uri else database
+    if os.path.isabs(path):
+        return url
+    os.makedirs(root_path, exist_ok=True)
+    path = os.path.join(root_path, path)
+    return url.set(database=f"file:{path}" if is_uri else path)
+
+
+def _reset_pools_in_child() -> None:
+    for engine in list(_forkable_engines):
+        # close=False: the sockets belong to the parent too; closing them here would
+        # break the parent's connections. The child just starts a fresh pool.
+        engine.dispose(close=False)
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_reset_pools_in_child)

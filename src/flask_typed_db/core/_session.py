@@ -1,0 +1,94 @@
+"""A Session that routes each statement to the engine of its tables' bind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import ClauseElement
+
+from ._config import describe_bind
+
+
+class RoutingSession(Session):
+    """A :class:`~sqlalchemy.orm.Session` that picks the engine from metadata.
+
+    A declarative base declares its bind the way Flask-SQLAlchemy does, without
+    importing anything from this package::
+
+        class AuthBase(DeclarativeBase):
+            metadata = MetaData(info={"bind_key": "auth"})
+
+    Every ORM entity of that base, and every Core statement on one of its tables, runs
+    on the ``"auth"`` engine. Everything else runs on the default engine. Because the
+    key is read from the table's metadata at execution time, tables added to a
+    metadata after set-up are routed too.
+
+    :param engines: The engine of each bind key; ``None`` is the default bind.
+    """
+
+    def __init__(
+        self,
+        bind: Engine | Connection | None = None,
+        *,
+        engines: Mapping[str | None, Engine | Connection],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(bind=bind, **kwargs)
+        self._engines = engines
+
+    def get_bind(
+        self,
+        mapper: Any = None,
+        *,
+        clause: ClauseElement | None = None,
+        bind: Engine | Connection | None = None,
+        **kwargs: Any,
+    ) -> Engine | Connection:
+        """Return the engine for ``mapper`` or ``clause``, by the bind key of the
+        metadata their tables belong to; fall back to the default engine.
+        """
+        if bind is None:
+            metadata = _metadata_of(mapper, clause)
+            if metadata is not None and "bind_key" in metadata.info:
+                return self._engine_for(metadata.info["bind_key"])
+        try:
+            return super().get_bind(mapper, clause=clause, bind=bind, **kwargs)
+        except sa_exc.UnboundExecutionError as error:
+            if None in self._engines:
+                raise
+            raise sa_exc.UnboundExecutionError(
+                "There is no default engine for a model or statement without a bind key:"
+                " set 'SQLALCHEMY_DATABASE_URI', or give its metadata a bind key."
+            ) from error
+
+    def _engine_for(self, key: str | None) -> Engine | Connection:
+        try:
+            return self._engines[key]
+        except KeyError:
+            raise sa_exc.UnboundExecutionError(
+                f"The bind key {key!r} is used by a model or table but has no engine:"
+                f" set {describe_bind(key)} in the configuration."
+            ) from None
+
+
+def _metadata_of(mapper: Any, clause: ClauseElement | None) -> sa.MetaData | None:
+    if mapper is not None:
+        insp = sa.inspect(mapper, raiseerr=False)
+        if isinstance(insp, Mapper):
+            table = insp.local_table
+            if isinstance(table, sa.Table):
+                return table.metadata
+            return insp.registry.metadata
+    if clause is not None:
+        for element in visitors.iterate(clause):
+            if isinstance(element, sa.Table) and "bind_key" in element.metadata.info:
+                return element.metadata
+    return None
