@@ -76,7 +76,7 @@ class Database:
         :raises RuntimeError: If this Database is already registered on ``app``, or the
             config lacks a URL; the message names the key to set.
         """
-        states: dict[Database, DatabaseCore] = app.extensions.setdefault(_EXTENSION, {})
+        states = _states(app)
         if self in states:
             raise RuntimeError(
                 f"This Database is already registered on the app {app.name!r}. Call"
@@ -158,9 +158,8 @@ class Database:
     def _state(self, what: str) -> DatabaseCore:
         if not has_app_context():
             raise RuntimeError(_NO_APP_CONTEXT.format(what=what))
-        states = current_app.extensions.get(_EXTENSION)
-        state = states.get(self) if states is not None else None
-        if not isinstance(state, DatabaseCore):
+        state = _states(current_app).get(self)
+        if state is None:
             raise RuntimeError(
                 f"The current app {current_app.name!r} is not registered with this"
                 f" Database, so {what} has nothing to use. Call 'db.init_app(app)' in the"
@@ -188,3 +187,11 @@ class Database:
             for mapper in base.registry.mappers:
                 context[mapper.class_.__name__] = mapper.class_
         return context
+
+
+def _states(app: Flask) -> dict[Database, DatabaseCore]:
+    """The state of each Database registered on ``app``, kept in ``app.extensions``."""
+    # Flask 3.0 annotates 'extensions' as a bare dict, which strict pyright reports.
+    extensions: dict[str, Any] = app.extensions  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    states: dict[Database, DatabaseCore] = extensions.setdefault(_EXTENSION, {})
+    return states
