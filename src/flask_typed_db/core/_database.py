@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from types import MappingProxyType
 from types import TracebackType
 from typing import Any
@@ -143,13 +142,14 @@ class DatabaseCore:
                 f"No engine for bind key {bind_key!r}: set {describe_bind(bind_key)}."
             ) from None
 
-    @contextmanager
-    def transaction(self) -> Generator[Session]:
+    def transaction(self) -> AbstractContextManager[Session]:
         """A unit of work for workers and scripts: commit when the block succeeds,
-        roll back and re-raise when it raises, close the session either way.
+        roll back and re-raise when it raises, close the session either way::
+
+            with core.transaction() as session:
+                session.add(report)
         """
-        with self.sessionmaker.begin() as session:
-            yield session
+        return self.sessionmaker.begin()
 
     def create_all(self, bind_key: BindKeys = "__all__") -> None:
         """Create the tables of the given binds that do not exist yet.
