@@ -32,7 +32,7 @@ lint:
 	$(BIN)/ruff format --check .
 
 typecheck:
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir $(VENV)/.mypy_cache
 	$(BIN)/pyright --pythonpath $(BIN)/python
 
 pytest:
