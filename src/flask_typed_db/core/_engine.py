@@ -30,7 +30,12 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
     """
     options = dict(spec.options)
     url = apply_backend_defaults(spec.url, options, root_path)
-    engine = sa.create_engine(url, **options)
+    try:
+        engine = sa.create_engine(url, **options)
+    except Exception as error:
+        # SQLAlchemy's message names the option or driver but not where it came from.
+        error.add_note(f"While creating the engine configured by {spec.config_key}.")
+        raise
     if not is_sqlite_memory(url):
         # An in-memory database exists only in its one connection: a child that
         # dropped it would see an empty database, so that pool is left as it is.
