@@ -38,11 +38,11 @@ class RoutingSession(Session):
         self,
         bind: Engine | Connection | None = None,
         *,
-        engines: Mapping[str | None, Engine | Connection],
+        engines: Mapping[str | None, Engine | Connection] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(bind=bind, **kwargs)
-        self._engines = engines
+        self._engines: Mapping[str | None, Engine | Connection] = engines or {}
 
     def get_bind(
         self,
