@@ -1,0 +1,255 @@
+"""The bookshelf web app: an HTML catalogue page and a small JSON API.
+
+Run it with ``flask --app bookshelf.app init-db --seed`` then
+``flask --app bookshelf.app run`` (``make demo`` does both).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+from typing import TypeVar
+from typing import cast
+
+import click
+import sqlalchemy as sa
+from flask import Blueprint
+from flask import Flask
+from flask import abort
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import HTTPException
+
+from flask_typed_db import Database
+
+from .models import Author
+from .models import Base
+from .models import Book
+from .models import Loan
+from .models import utcnow
+from .seed import seed
+from .settings import INSTANCE_PATH
+from .settings import database_settings
+
+db = Database(Base)
+
+#: How long a loan lasts when the client does not say.
+DEFAULT_LOAN_DAYS = 14
+MAX_LOAN_DAYS = 60
+_ISBN13 = re.compile(r"97[89]\d{10}")
+
+catalogue = Blueprint("catalogue", __name__)
+api = Blueprint("api", __name__, url_prefix="/api")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Make the app.
+
+    :param config: Overrides for ``app.config``, applied last. The database URL is
+        otherwise ``$BOOKSHELF_DATABASE_URL``, or SQLite in the instance folder.
+    """
+    app = Flask(__name__, instance_path=str(INSTANCE_PATH))
+    app.config.from_mapping(database_settings())
+    if config is not None:
+        app.config.from_mapping(config)
+    db.init_app(app)
+    app.register_blueprint(catalogue)
+    app.register_blueprint(api)
+    app.register_error_handler(HTTPException, http_error)
+    app.cli.add_command(init_db_command)
+    return app
+
+
+# -- HTML ------------------------------------------------------------------------------
+
+
+@catalogue.get("/")
+def index() -> ResponseReturnValue:
+    return render_template("index.html", books=all_books(), today=utcnow().date())
+
+
+# -- JSON API --------------------------------------------------------------------------
+
+
+def http_error(error: HTTPException) -> ResponseReturnValue:
+    """Answer errors under ``/api/`` in JSON, ``{"error": "..."}``, with the status.
+
+    Registered on the app, not the blueprint, so that unknown ``/api/`` URLs, which
+    match no blueprint, are answered in JSON too.
+    """
+    if not request.path.startswith(api.url_prefix or "/api"):
+        return error
+    return {"error": error.description}, error.code or 500
+
+
+@api.get("/books")
+def list_books() -> ResponseReturnValue:
+    return {"books": [book_json(book) for book in all_books()]}
+
+
+@api.get("/books/<int:book_id>")
+def get_book(book_id: int) -> ResponseReturnValue:
+    return book_json(get_or_404(Book, book_id))
+
+
+@api.post("/books")
+def create_book() -> ResponseReturnValue:
+    """Add a book. Body: ``{"title", "isbn", "author", "year"?}``; ``author`` is a
+    name, and an author not in the catalogue yet is added with the book.
+    """
+    data = json_body()
+    title = required_text(data, "title", 300)
+    author_name = required_text(data, "author", 200)
+    isbn = required_text(data, "isbn", 17).replace("-", "")
+    if not _ISBN13.fullmatch(isbn):
+        abort(400, description="'isbn' must be an ISBN-13: 13 digits starting with 978 or 979.")
+    year = data.get("year")
+    if year is not None and (type(year) is not int or year <= 0):
+        abort(400, description="'year' must be a positive integer.")
+
+    author = db.session.scalars(sa.select(Author).where(Author.name == author_name)).first()
+    if author is None:
+        author = Author(name=author_name)
+        db.session.add(author)
+    book = Book(title=title, isbn=isbn, year=year, author=author)
+    db.session.add(book)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Also undoes the new author: nothing of a failed request is kept.
+        db.session.rollback()
+        abort(409, description=f"A book with ISBN {isbn} is already in the catalogue.")
+    return book_json(book), 201, {"Location": url_for(".get_book", book_id=book.id)}
+
+
+@api.post("/books/<int:book_id>/loans")
+def lend_book(book_id: int) -> ResponseReturnValue:
+    """Lend a book. Body: ``{"borrower", "days"?}``; 409 if it is already on loan."""
+    data = json_body()
+    borrower = required_text(data, "borrower", 200)
+    days = data.get("days", DEFAULT_LOAN_DAYS)
+    if type(days) is not int or not 1 <= days <= MAX_LOAN_DAYS:
+        abort(400, description=f"'days' must be an integer from 1 to {MAX_LOAN_DAYS}.")
+    # Lock the book's row so that two requests cannot lend it at once.
+    book = get_or_404(Book, book_id, with_for_update=True)
+    if book.current_loan is not None:
+        abort(409, description=f"{book.title!r} is already on loan.")
+    now = utcnow()
+    loan = Loan(book=book, borrower=borrower, lent_at=now, due_on=now.date() + timedelta(days))
+    db.session.add(loan)
+    db.session.commit()
+    return loan_json(loan), 201
+
+
+@api.post("/loans/<int:loan_id>/return")
+def return_loan(loan_id: int) -> ResponseReturnValue:
+    loan = get_or_404(Loan, loan_id, with_for_update=True)
+    if not loan.is_open:
+        abort(409, description=f"Loan {loan_id} was already returned.")
+    loan.returned_at = utcnow()
+    db.session.commit()
+    return loan_json(loan)
+
+
+@api.get("/authors/<int:author_id>")
+def get_author(author_id: int) -> ResponseReturnValue:
+    author = get_or_404(Author, author_id, options=[selectinload(Author.books)])
+    return {
+        "id": author.id,
+        "name": author.name,
+        "born": author.born,
+        "books": [{"id": b.id, "title": b.title, "year": b.year} for b in author.books],
+    }
+
+
+# -- CLI -------------------------------------------------------------------------------
+
+
+@click.command("init-db")
+@click.option("--seed", "with_seed", is_flag=True, help="Add the sample authors, books, loans.")
+def init_db_command(with_seed: bool) -> None:
+    """Create the tables that do not exist yet, and optionally add sample data."""
+    # The flask command pushes the app context, so db.session is this command's own.
+    db.create_all()
+    click.echo(f"Tables ready in {db.engine.url.render_as_string(hide_password=True)}")
+    if with_seed:
+        added = seed(db.session, utcnow())
+        db.session.commit()
+        if added.authors or added.books or added.loans:
+            click.echo(
+                f"Added {added.authors} authors, {added.books} books and {added.loans} loans."
+            )
+        else:
+            click.echo("The sample data is already there; nothing added.")
+
+
+# -- Helpers ---------------------------------------------------------------------------
+
+M = TypeVar("M", bound=Base)
+
+
+def all_books() -> Sequence[Book]:
+    """Every book by title, with its author and current loan loaded in two queries."""
+    return db.session.scalars(
+        sa.select(Book)
+        .options(joinedload(Book.author), selectinload(Book.current_loan))
+        .order_by(Book.title)
+    ).all()
+
+
+def get_or_404(model: type[M], ident: int, **options: Any) -> M:
+    """``db.session.get(model, ident)``, or a 404 naming what is missing."""
+    obj = db.session.get(model, ident, **options)
+    if obj is None:
+        abort(404, description=f"{model.__name__} {ident} does not exist.")
+    return obj
+
+
+def json_body() -> Mapping[str, object]:
+    data: object = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, description="The request body must be a JSON object.")
+    # A JSON object's keys are strings; its values are checked by the caller.
+    return cast("dict[str, object]", data)
+
+
+def required_text(data: Mapping[str, object], key: str, max_length: int) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        abort(400, description=f"{key!r} is required and must be a non-empty string.")
+    value = value.strip()
+    if len(value) > max_length:
+        abort(400, description=f"{key!r} must be at most {max_length} characters.")
+    return value
+
+
+def book_json(book: Book) -> dict[str, object]:
+    loan = book.current_loan
+    return {
+        "id": book.id,
+        "title": book.title,
+        "isbn": book.isbn,
+        "year": book.year,
+        "author": {"id": book.author.id, "name": book.author.name},
+        "available": loan is None,
+        "due_on": None if loan is None else loan.due_on.isoformat(),
+    }
+
+
+def loan_json(loan: Loan) -> dict[str, object]:
+    return {
+        "id": loan.id,
+        "book_id": loan.book_id,
+        "borrower": loan.borrower,
+        "lent_at": loan.lent_at.isoformat(),
+        "due_on": loan.due_on.isoformat(),
+        "returned_at": None if loan.returned_at is None else loan.returned_at.isoformat(),
+    }
