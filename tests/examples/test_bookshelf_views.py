@@ -1,0 +1,323 @@
+"""The bookshelf app's HTML page and JSON API, on every backend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from bookshelf.app import db
+from bookshelf.models import Author
+from bookshelf.models import Base
+from bookshelf.models import Book
+from bookshelf.models import Loan
+from bookshelf.models import utcnow
+
+DUNE = {"title": "Dune", "author": "Frank Herbert", "isbn": "978-0441172719", "year": 1965}
+
+
+def count_rows(app: Flask, model: type[Base]) -> int:
+    """How many rows ``model``'s table holds, read in a new app context."""
+    with app.app_context():
+        return db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
+
+
+def add_book(app: Flask, title: str = "Solaris", isbn: str = "9780156027601") -> int:
+    with app.app_context():
+        book = Book(title=title, isbn=isbn, year=1961, author=Author(name="Stanisław Lem"))
+        db.session.add(book)
+        db.session.commit()
+        return book.id
+
+
+def json_of(response: TestResponse) -> dict[str, Any]:
+    data = response.get_json()
+    assert isinstance(data, dict), response.data
+    return data  # pyright: ignore[reportUnknownVariableType]  # JSON from our own API
+
+
+def test_index_lists_books_with_author_and_availability(seeded_app: Flask) -> None:
+    response = seeded_app.test_client().get("/")
+
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert html.index("A Wizard of Earthsea") < html.index("Beloved") < html.index("Solaris")
+    assert "Ursula K. Le Guin" in html
+    assert html.count('class="overdue"') == 2
+    assert html.count("On loan until") == 1
+    assert html.count('class="available"') == 4
+
+
+def test_index_escapes_catalogue_text(app: Flask, client: FlaskClient) -> None:
+    add_book(app, title="<script>alert(1)</script>")
+
+    html = client.get("/").get_data(as_text=True)
+
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_index_of_empty_catalogue_says_how_to_seed(client: FlaskClient) -> None:
+    assert "init-db --seed" in client.get("/").get_data(as_text=True)
+
+
+def test_list_books_sorted_by_title_with_availability(seeded_app: Flask) -> None:
+    books = json_of(seeded_app.test_client().get("/api/books"))["books"]
+
+    assert [book["title"] for book in books] == sorted(book["title"] for book in books)
+    assert len(books) == 7
+    on_loan = {book["title"]: book["due_on"] for book in books if not book["available"]}
+    assert set(on_loan) == {"A Wizard of Earthsea", "Invisible Cities", "Beloved"}
+    assert all(book["due_on"] is None for book in books if book["available"])
+
+
+def test_get_book(app: Flask, client: FlaskClient) -> None:
+    book_id = add_book(app)
+
+    response = client.get(f"/api/books/{book_id}")
+
+    assert response.status_code == 200
+    assert json_of(response) == {
+        "id": book_id,
+        "title": "Solaris",
+        "isbn": "9780156027601",
+        "year": 1961,
+        "author": {"id": json_of(response)["author"]["id"], "name": "Stanisław Lem"},
+        "available": True,
+        "due_on": None,
+    }
+
+
+def test_missing_book_is_a_json_404(client: FlaskClient) -> None:
+    response = client.get("/api/books/404")
+
+    assert response.status_code == 404
+    assert json_of(response) == {"error": "Book 404 does not exist."}
+
+
+def test_unknown_api_url_is_a_json_404_and_other_urls_are_not(client: FlaskClient) -> None:
+    assert "error" in json_of(client.get("/api/nothing-here"))
+    response = client.get("/nothing-here")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+
+
+def test_create_book_adds_the_book_and_its_new_author(app: Flask, client: FlaskClient) -> None:
+    response = client.post("/api/books", json=DUNE)
+
+    assert response.status_code == 201
+    created = json_of(response)
+    assert created["isbn"] == "9780441172719"
+    assert created["author"]["name"] == "Frank Herbert"
+    assert response.headers["Location"] == f"/api/books/{created['id']}"
+    # Committed: a new context, with a new session, sees it.
+    assert json_of(client.get(response.headers["Location"])) == created
+
+
+def test_create_book_reuses_an_existing_author(app: Flask, client: FlaskClient) -> None:
+    client.post("/api/books", json=DUNE)
+    second = {**DUNE, "title": "Dune Messiah", "isbn": "9780593098233", "year": 1969}
+
+    response = client.post("/api/books", json=second)
+
+    assert response.status_code == 201
+    assert count_rows(app, Author) == 1
+    author_id = json_of(response)["author"]["id"]
+    titles = [book["title"] for book in json_of(client.get(f"/api/authors/{author_id}"))["books"]]
+    assert titles == ["Dune", "Dune Messiah"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({**DUNE, "title": "  "}, "'title' is required"),
+        ({**DUNE, "title": 42}, "'title' is required"),
+        ({k: v for k, v in DUNE.items() if k != "author"}, "'author' is required"),
+        ({**DUNE, "isbn": "0441172717"}, "'isbn' must be an ISBN-13"),
+        ({**DUNE, "isbn": "97804411727X9"}, "'isbn' must be an ISBN-13"),
+        ({**DUNE, "year": -5}, "'year' must be a positive integer"),
+        ({**DUNE, "year": "1965"}, "'year' must be a positive integer"),
+        ({**DUNE, "year": True}, "'year' must be a positive integer"),
+        ({**DUNE, "title": "x" * 301}, "'title' must be at most 300 characters"),
+        ([DUNE], "must be a JSON object"),
+    ],
+)
+def test_create_book_rejects_invalid_input_with_400(
+    app: Flask, client: FlaskClient, body: object, message: str
+) -> None:
+    response = client.post("/api/books", json=body)
+
+    assert response.status_code == 400
+    assert message in json_of(response)["error"]
+    assert count_rows(app, Book) == 0
+    assert count_rows(app, Author) == 0
+
+
+def test_create_book_rejects_a_body_that_is_not_json(client: FlaskClient) -> None:
+    response = client.post("/api/books", data="title=Dune")
+
+    assert response.status_code == 400
+    assert json_of(response) == {"error": "The request body must be a JSON object."}
+
+
+def test_duplicate_isbn_is_a_409_and_rolls_back_the_new_author(
+    app: Flask, client: FlaskClient
+) -> None:
+    add_book(app, isbn="9780441172719")
+
+    response = client.post("/api/books", json=DUNE)
+
+    assert response.status_code == 409
+    assert "9780441172719" in json_of(response)["error"]
+    # The author was added in the same failed transaction: it must be gone too.
+    with app.app_context():
+        assert db.session.scalars(sa.select(Author.name)).all() == ["Stanisław Lem"]
+
+
+def test_lend_book(app: Flask, client: FlaskClient) -> None:
+    book_id = add_book(app)
+    before = utcnow().date()
+
+    response = client.post(f"/api/books/{book_id}/loans", json={"borrower": "Ada", "days": 7})
+
+    assert response.status_code == 201
+    loan = json_of(response)
+    assert loan["book_id"] == book_id
+    assert loan["borrower"] == "Ada"
+    assert loan["returned_at"] is None
+    due = {(before + timedelta(days=7)).isoformat(), (utcnow().date() + timedelta(7)).isoformat()}
+    assert loan["due_on"] in due
+    book = json_of(client.get(f"/api/books/{book_id}"))
+    assert book["available"] is False
+    assert book["due_on"] == loan["due_on"]
+
+
+def test_lend_book_for_the_default_period(app: Flask, client: FlaskClient) -> None:
+    book_id = add_book(app)
+    response = client.post(f"/api/books/{book_id}/loans", json={"borrower": "Ada"})
+    with app.app_context():
+        loan = db.session.get(Loan, json_of(response)["id"])
+        assert loan is not None
+        assert loan.due_on - loan.lent_at.date() == timedelta(days=14)
+
+
+def test_lending_a_book_on_loan_is_a_409_and_writes_nothing(
+    app: Flask, client: FlaskClient
+) -> None:
+    book_id = add_book(app)
+    first = json_of(client.post(f"/api/books/{book_id}/loans", json={"borrower": "Ada"}))
+
+    response = client.post(f"/api/books/{book_id}/loans", json={"borrower": "Grace"})
+
+    assert response.status_code == 409
+    assert json_of(response) == {"error": "'Solaris' is already on loan."}
+    assert count_rows(app, Loan) == 1
+    assert json_of(client.get(f"/api/books/{book_id}"))["due_on"] == first["due_on"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "'borrower' is required"),
+        ({"borrower": "Ada", "days": 0}, "'days' must be an integer from 1 to 60"),
+        ({"borrower": "Ada", "days": 61}, "'days' must be an integer from 1 to 60"),
+        ({"borrower": "Ada", "days": 1.5}, "'days' must be an integer from 1 to 60"),
+    ],
+)
+def test_lend_book_rejects_invalid_input_with_400(
+    app: Flask, client: FlaskClient, body: dict[str, object], message: str
+) -> None:
+    book_id = add_book(app)
+
+    response = client.post(f"/api/books/{book_id}/loans", json=body)
+
+    assert response.status_code == 400
+    assert message in json_of(response)["error"]
+    assert count_rows(app, Loan) == 0
+
+
+def test_lending_a_missing_book_is_a_404(app: Flask, client: FlaskClient) -> None:
+    response = client.post("/api/books/404/loans", json={"borrower": "Ada"})
+
+    assert response.status_code == 404
+    assert json_of(response) == {"error": "Book 404 does not exist."}
+    assert count_rows(app, Loan) == 0
+
+
+def test_return_loan_makes_the_book_available_again(app: Flask, client: FlaskClient) -> None:
+    book_id = add_book(app)
+    loan = json_of(client.post(f"/api/books/{book_id}/loans", json={"borrower": "Ada"}))
+
+    response = client.post(f"/api/loans/{loan['id']}/return")
+
+    assert response.status_code == 200
+    assert json_of(response)["returned_at"] is not None
+    assert json_of(client.get(f"/api/books/{book_id}"))["available"] is True
+    # Available means it can be lent again.
+    again = client.post(f"/api/books/{book_id}/loans", json={"borrower": "Grace"})
+    assert again.status_code == 201
+
+
+def test_returning_a_returned_loan_is_a_409(app: Flask, client: FlaskClient) -> None:
+    book_id = add_book(app)
+    loan = json_of(client.post(f"/api/books/{book_id}/loans", json={"borrower": "Ada"}))
+    returned = json_of(client.post(f"/api/loans/{loan['id']}/return"))
+
+    response = client.post(f"/api/loans/{loan['id']}/return")
+
+    assert response.status_code == 409
+    assert json_of(response) == {"error": f"Loan {loan['id']} was already returned."}
+    with app.app_context():
+        stored = db.session.get(Loan, loan["id"])
+        assert stored is not None
+        assert stored.returned_at is not None
+        assert stored.returned_at.isoformat() == returned["returned_at"]
+
+
+def test_returning_a_missing_loan_is_a_404(client: FlaskClient) -> None:
+    response = client.post("/api/loans/404/return")
+
+    assert response.status_code == 404
+    assert json_of(response) == {"error": "Loan 404 does not exist."}
+
+
+def test_author_detail_lists_their_books_by_title(seeded_app: Flask) -> None:
+    client = seeded_app.test_client()
+    books = json_of(client.get("/api/books"))["books"]
+    author_id = next(b["author"]["id"] for b in books if b["title"] == "The Dispossessed")
+
+    author = json_of(client.get(f"/api/authors/{author_id}"))
+
+    assert author["name"] == "Ursula K. Le Guin"
+    assert author["born"] == 1929
+    assert [book["title"] for book in author["books"]] == [
+        "A Wizard of Earthsea",
+        "The Dispossessed",
+        "The Left Hand of Darkness",
+    ]
+
+
+def test_missing_author_is_a_json_404(client: FlaskClient) -> None:
+    response = client.get("/api/authors/404")
+
+    assert response.status_code == 404
+    assert json_of(response) == {"error": "Author 404 does not exist."}
+
+
+def test_write_that_a_failing_view_did_not_commit_is_discarded(app: Flask) -> None:
+    @app.post("/api/broken")
+    def broken() -> str:
+        db.session.add(Author(name="Never committed"))
+        db.session.flush()
+        raise RuntimeError("the view fails after writing")
+
+    app.testing = False  # let the 500 through instead of re-raising it in the test
+    response = app.test_client().post("/api/broken")
+
+    assert response.status_code == 500
+    assert count_rows(app, Author) == 0
