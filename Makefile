@@ -20,9 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/flask --app bookshelf.app init-db --seed
+	PYTHONPATH=examples $(BIN)/flask --app bookshelf.app init-db --seed
 	@echo "Serving the bookshelf example on http://$(DEMO_HOST):$(DEMO_PORT)/ (Ctrl+C to stop)"
-	$(BIN)/flask --app bookshelf.app run --host $(DEMO_HOST) --port $(DEMO_PORT)
+	PYTHONPATH=examples $(BIN)/flask --app bookshelf.app run --host $(DEMO_HOST) --port $(DEMO_PORT)
 
 test: $(VENV)/.installed
 	$(MAKE) lint typecheck pytest VENV=$(VENV)
