@@ -24,6 +24,9 @@ SUPPORTED_KEYS = frozenset(
     }
 )
 
+_PREFIX = "SQLALCHEMY_"
+_SUFFIXES = sorted(key.removeprefix(_PREFIX) for key in SUPPORTED_KEYS)
+
 #: Flask-SQLAlchemy keys for features this package does not have. Setting one to a
 #: true value warns, so that nobody relies on a feature that silently does nothing.
 UNSUPPORTED_KEYS = {
@@ -115,11 +118,15 @@ def read_config(
 
 def _parse_url(value: object, where: str) -> URL:
     if not isinstance(value, str | URL):
-        raise TypeError(f"{where} must be a URL string or a sqlalchemy.URL, not {value!r}.")
+        # The type only: the value may hold a password.
+        raise TypeError(
+            f"{where} must be a URL string or a sqlalchemy.URL, not {type(value).__name__}."
+        )
     try:
         return sa.make_url(value)
-    except sa_exc.ArgumentError:
-        # SQLAlchemy's message repeats the whole string, password included: drop it.
+    except (sa_exc.ArgumentError, ValueError):
+        # SQLAlchemy's message repeats the string, or the part of it it took for the
+        # port (a password with an unescaped "@" or ":"): drop it.
         raise ValueError(
             f"{where} is not a valid database URL. Use the form"
             " 'dialect+driver://user:password@host:port/database'."
@@ -134,14 +141,15 @@ def _mapping(value: object, where: str) -> Mapping[Any, Any]:
 
 def _warn_about_unknown_keys(config: Mapping[str, Any]) -> None:
     for name in config:
-        if not name.startswith("SQLALCHEMY_") or name in SUPPORTED_KEYS:
+        if not name.startswith(_PREFIX) or name in SUPPORTED_KEYS:
             continue
         if name in UNSUPPORTED_KEYS:
             if config[name]:
                 _warn(f"{name!r} has no effect: {UNSUPPORTED_KEYS[name]}.")
             continue
-        close = difflib.get_close_matches(name, SUPPORTED_KEYS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        # Compare what follows the shared prefix, or every name is "close".
+        close = difflib.get_close_matches(name.removeprefix(_PREFIX), _SUFFIXES, n=1)
+        hint = f" Did you mean {_PREFIX + close[0]!r}?" if close else ""
         _warn(f"Unknown config key {name!r} is ignored.{hint}")
 
 
