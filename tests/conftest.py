@@ -16,6 +16,8 @@ from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.pool import StaticPool
 
 SERVER_URL_VARIABLES = {"postgresql": "TEST_POSTGRES_URL", "mariadb": "TEST_MARIADB_URL"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -41,8 +43,18 @@ def _unavailable(message: str) -> NoReturn:
     pytest.skip(message)
 
 
+#: Only a safety net: a test that leaks a connection holding a lock makes the cleanup
+#: below fail with a lock timeout instead of waiting for that connection forever.
+_LOCK_TIMEOUT_CONNECT_ARGS: dict[str, dict[str, str]] = {
+    "postgresql": {"options": "-c lock_timeout=10s"},
+    "mysql": {"init_command": "SET SESSION lock_wait_timeout = 10"},
+    "mariadb": {"init_command": "SET SESSION lock_wait_timeout = 10"},
+}
+
+
 def _drop_every_table(url: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    connect_args = _LOCK_TIMEOUT_CONNECT_ARGS.get(sa.make_url(url).get_backend_name(), {})
+    engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args=connect_args)
     try:
         metadata = sa.MetaData()
         metadata.reflect(engine)
@@ -74,3 +86,49 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     _drop_every_table(url)
     yield url
     _drop_every_table(url)
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    """The PostgreSQL URL alone, for tests of that backend's behaviour."""
+    url = server_url("postgresql")
+    _drop_every_table(url)
+    yield url
+    _drop_every_table(url)
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """The MariaDB URL alone, for tests of that backend's behaviour."""
+    url = server_url("mariadb")
+    _drop_every_table(url)
+    yield url
+    _drop_every_table(url)
+
+
+@pytest.fixture
+def instance_path(tmp_path: Path) -> Path:
+    """An instance folder of its own for each test's Flask apps; not created yet."""
+    return tmp_path / "instance"
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines_after_test() -> Iterator[None]:
+    """Close the pooled connections of every engine a test connected with.
+
+    A test app is dropped at the end of its test with its connections still pooled;
+    psycopg warns about each open connection it garbage-collects. In-memory SQLite
+    (StaticPool) is left alone: disposing it would empty a database some fixture may
+    still use.
+    """
+    engines: set[sa.Engine] = set()
+
+    def remember(connection: sa.Connection) -> None:
+        engines.add(connection.engine)
+
+    event.listen(sa.Engine, "engine_connect", remember)
+    yield
+    event.remove(sa.Engine, "engine_connect", remember)
+    for engine in engines:
+        if not isinstance(engine.pool, StaticPool):
+            engine.dispose()
