@@ -151,7 +151,7 @@ def test_two_bases_with_one_bind_key_and_different_metadata_is_an_error() -> Non
 def test_metadata_without_a_default_base_points_to_metadatas() -> None:
     db = Database(AuthBase)
     assert db.metadatas["auth"] is AuthBase.metadata
-    with pytest.raises(RuntimeError, match=re.escape("db.metadatas[key]")):
+    with pytest.raises(RuntimeError, match=re.escape("metadatas[key]")):
         _ = db.metadata
 
 

@@ -61,6 +61,16 @@ def describe_bind(key: str | None) -> str:
     return f"'SQLALCHEMY_BINDS[{key!r}]'"
 
 
+def missing_bind_message(key: str | None) -> str:
+    """Flask-SQLAlchemy 3.1's words for a bind key without an engine, which ported
+    code and tests match on; they name the config key to set.
+    """
+    message = f"Bind key '{key}' is not in 'SQLALCHEMY_BINDS' config."
+    if key is None:
+        return f"'SQLALCHEMY_DATABASE_URI' config is not set. {message}"
+    return message
+
+
 def read_config(
     config: Mapping[str, Any], engine_options: Mapping[str, Any] | None = None
 ) -> dict[str | None, BindSpec]:

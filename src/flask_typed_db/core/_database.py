@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as _sessionmaker
 
 from ._config import describe_bind
+from ._config import missing_bind_message
 from ._config import read_config
 from ._engine import create_engine
 from ._session import RoutingSession
@@ -56,6 +57,16 @@ def metadatas_of(bases: Iterable[ModelBase]) -> dict[str | None, sa.MetaData]:
                 " or give each its own bind key."
             )
     return metadatas
+
+
+def default_metadata(metadatas: Mapping[str | None, sa.MetaData]) -> sa.MetaData:
+    """The metadata of the default bind, or an error saying how to reach the others."""
+    try:
+        return metadatas[None]
+    except KeyError:
+        raise RuntimeError(
+            "No model base uses the default bind; use 'metadatas[key]' for a bind key."
+        ) from None
 
 
 class DatabaseCore:
@@ -123,12 +134,7 @@ class DatabaseCore:
     @property
     def metadata(self) -> sa.MetaData:
         """The default bind's metadata: that of the base without a bind key."""
-        try:
-            return self.metadatas[None]
-        except KeyError:
-            raise RuntimeError(
-                "No model base uses the default bind; use 'metadatas[key]' for a bind key."
-            ) from None
+        return default_metadata(self.metadatas)
 
     def get_engine(self, bind_key: str | None = None) -> sa.Engine:
         """Return the engine of ``bind_key``; ``None`` is the default bind.
@@ -138,9 +144,7 @@ class DatabaseCore:
         try:
             return self.engines[bind_key]
         except KeyError:
-            raise KeyError(
-                f"No engine for bind key {bind_key!r}: set {describe_bind(bind_key)}."
-            ) from None
+            raise KeyError(missing_bind_message(bind_key)) from None
 
     def transaction(self) -> AbstractContextManager[Session]:
         """A unit of work for workers and scripts: commit when the block succeeds,
@@ -196,8 +200,6 @@ class DatabaseCore:
             keys = list(bind_key)
         for key in keys:
             if key not in self.engines:
-                raise sa_exc.UnboundExecutionError(
-                    f"Bind key {key!r} has no engine: set {describe_bind(key)}."
-                )
+                raise sa_exc.UnboundExecutionError(missing_bind_message(key))
             if key in self.metadatas:
                 yield self.metadatas[key], self.engines[key]

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ClauseElement
 
-from ._config import describe_bind
+from ._config import missing_bind_message
 
 
 class RoutingSession(Session):
@@ -73,10 +73,7 @@ class RoutingSession(Session):
         try:
             return self._engines[key]
         except KeyError:
-            raise sa_exc.UnboundExecutionError(
-                f"The bind key {key!r} is used by a model or table but has no engine:"
-                f" set {describe_bind(key)} in the configuration."
-            ) from None
+            raise sa_exc.UnboundExecutionError(missing_bind_message(key)) from None
 
 
 def _metadata_of(mapper: Any, clause: ClauseElement | None) -> sa.MetaData | None:
