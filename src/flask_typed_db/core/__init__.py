@@ -15,6 +15,8 @@ from ._database import ModelBase
 from ._database import metadatas_of
 from ._engine import apply_backend_defaults
 from ._engine import create_engine
+from ._pagination import Pagination
+from ._pagination import paginate
 from ._session import RoutingSession
 
 __all__ = [
@@ -23,9 +25,11 @@ __all__ = [
     "ConfigWarning",
     "DatabaseCore",
     "ModelBase",
+    "Pagination",
     "RoutingSession",
     "apply_backend_defaults",
     "create_engine",
     "metadatas_of",
+    "paginate",
     "read_config",
 ]

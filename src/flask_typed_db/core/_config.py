@@ -21,6 +21,8 @@ SUPPORTED_KEYS = frozenset(
         "SQLALCHEMY_BINDS",
         "SQLALCHEMY_ENGINE_OPTIONS",
         "SQLALCHEMY_ECHO",
+        # Read by the Flask adapter's paginate(), not by the core.
+        "SQLALCHEMY_MAX_PER_PAGE",
     }
 )
 
