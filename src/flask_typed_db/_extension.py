@@ -3,30 +3,70 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
+from typing import TypeVar
+from typing import overload
 
 import sqlalchemy as sa
 from flask import Flask
+from flask import abort
 from flask import current_app
 from flask import g
 from flask import has_app_context
+from flask import has_request_context
+from flask import request
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import MultipleResultsFound
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm.interfaces import ORMOption
 
 from .core import BindKeys
 from .core import DatabaseCore
 from .core import ModelBase
+from .core import Pagination
 from .core import metadatas_of
+from .core import paginate
+from .core._database import default_metadata
+from .core._select import T1
+from .core._select import T2
+from .core._select import MappedClass
+from .core._select import Ts
+from .core._select import execute_select
+from .core._select import returns_scalars
+
+T = TypeVar("T")
+M = TypeVar("M", bound=MappedClass)
 
 #: ``app.extensions[_EXTENSION]`` maps each Database registered on the app to its state.
 _EXTENSION = "flask_typed_db"
 #: ``g`` attribute holding the sessions made in the current app context, per Database.
 _G_SESSIONS = "_flask_typed_db_sessions"
 
+#: Flask-SQLAlchemy's page size when neither the call nor the query string gives one.
+DEFAULT_PER_PAGE = 20
+#: The cap on ``per_page`` unless the app sets ``SQLALCHEMY_MAX_PER_PAGE``.
+DEFAULT_MAX_PER_PAGE = 100
+#: Query-string numbers longer than this are not parsed (int() of a huge string is
+#: slow) but taken as 10**18: beyond every page there is, and still a valid LIMIT.
+_MAX_DIGITS = 18
+
 _NO_APP_CONTEXT = (
     "Working outside of application context: {what} needs the current app. Use it in a"
     " view or CLI command, or push a context with 'with app.app_context():'."
 )
+
+
+@dataclass(frozen=True)
+class _AppState:
+    """What a Database keeps for each app it is registered on."""
+
+    core: DatabaseCore
+    max_per_page: int | None
 
 
 class Database:
@@ -64,7 +104,7 @@ class Database:
     ) -> None:
         self.bases = bases
         #: The metadata of each bind key, from the bases; needs no app.
-        self.metadatas: Mapping[str | None, sa.MetaData] = metadatas_of(bases)
+        self.metadatas: Mapping[str | None, sa.MetaData] = MappingProxyType(metadatas_of(bases))
         self._engine_options = dict(engine_options or {})
         self._session_options = dict(session_options or {})
         if app is not None:
@@ -82,13 +122,15 @@ class Database:
                 f"This Database is already registered on the app {app.name!r}. Call"
                 " 'db.init_app(app)' once per app."
             )
-        states[self] = DatabaseCore(
+        max_per_page = _max_per_page(app.config)
+        core = DatabaseCore(
             app.config,
             *self.bases,
             root_path=app.instance_path,
             engine_options=self._engine_options,
             session_options=self._session_options,
         )
+        states[self] = _AppState(core, max_per_page)
         app.teardown_appcontext(self._close_session)
         app.shell_context_processor(self._shell_context)
 
@@ -107,37 +149,32 @@ class Database:
             setattr(g, _G_SESSIONS, sessions)
         session = sessions.get(self)
         if session is None:
-            session = sessions[self] = self._state("'db.session'").sessionmaker()
+            session = sessions[self] = self._state("'db.session'").core.sessionmaker()
         return session
 
     @property
     def sessionmaker(self) -> sessionmaker[Session]:
         """The current app's session factory, for sessions you manage yourself."""
-        return self._state("'db.sessionmaker'").sessionmaker
+        return self._state("'db.sessionmaker'").core.sessionmaker
 
     @property
     def engine(self) -> sa.Engine:
         """The current app's default engine (``SQLALCHEMY_DATABASE_URI``)."""
-        return self._state("'db.engine'").engine
+        return self._state("'db.engine'").core.engine
 
     @property
     def engines(self) -> Mapping[str | None, sa.Engine]:
         """The current app's engines by bind key, the default under ``None``. Read-only."""
-        return self._state("'db.engines'").engines
+        return self._state("'db.engines'").core.engines
 
     def get_engine(self, bind_key: str | None = None) -> sa.Engine:
         """The current app's engine for ``bind_key``; ``None`` is the default bind."""
-        return self._state("'db.get_engine()'").get_engine(bind_key)
+        return self._state("'db.get_engine()'").core.get_engine(bind_key)
 
     @property
     def metadata(self) -> sa.MetaData:
         """The default bind's metadata: that of the base without a bind key."""
-        try:
-            return self.metadatas[None]
-        except KeyError:
-            raise RuntimeError(
-                "No model base uses the default bind; use 'db.metadatas[key]' for a bind key."
-            ) from None
+        return default_metadata(self.metadatas)
 
     def create_all(self, bind_key: BindKeys = "__all__") -> None:
         """Create the current app's missing tables.
@@ -145,17 +182,211 @@ class Database:
         :param bind_key: ``"__all__"`` (every base), ``None`` (the default bind), one
             key, or a list of keys.
         """
-        self._state("'db.create_all()'").create_all(bind_key)
+        self._state("'db.create_all()'").core.create_all(bind_key)
 
     def drop_all(self, bind_key: BindKeys = "__all__") -> None:
         """Drop the current app's tables. Takes the same ``bind_key`` as :meth:`create_all`."""
-        self._state("'db.drop_all()'").drop_all(bind_key)
+        self._state("'db.drop_all()'").core.drop_all(bind_key)
+
+    # -- Queries in views ------------------------------------------------------------
+
+    def get_or_404(
+        self,
+        entity: type[M],
+        ident: Any,
+        *,
+        description: str | None = None,
+        options: Sequence[ORMOption] = (),
+        populate_existing: bool = False,
+    ) -> M:
+        """Return the ``entity`` with primary key ``ident``, or abort with 404.
+
+        :param entity: A mapped class.
+        :param ident: The primary key value, as :meth:`Session.get
+            <sqlalchemy.orm.Session.get>` takes it (a tuple or dict for a composite key).
+        :param description: The 404 page's description.
+        :param options: Loader options, e.g. ``[selectinload(User.posts)]``.
+        :param populate_existing: Refresh an object already in the session.
+
+        To lock the row, use :meth:`one_or_404` with ``select(...).with_for_update()``.
+        """
+        value = self.session.get(
+            entity,
+            ident,
+            options=options,
+            populate_existing=populate_existing,
+        )
+        if value is None:
+            abort(404, description=description)
+        return value
+
+    @overload
+    def first_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+        self, statement: sa.Select[tuple[T]], *, description: str | None = None
+    ) -> T: ...
+    @overload
+    def first_or_404(
+        self, statement: sa.Select[tuple[T1, T2, *Ts]], *, description: str | None = None
+    ) -> Row[tuple[T1, T2, *Ts]]: ...
+    @overload
+    def first_or_404(
+        self,
+        statement: sa.Select[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        description: str | None = None,
+    ) -> T: ...
+    @overload
+    def first_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+        self,
+        statement: sa.Select[T1, T2, *Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        description: str | None = None,
+    ) -> Row[T1, T2, *Ts]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    def first_or_404(
+        self,
+        statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
+        *,
+        description: str | None = None,
+    ) -> Any:
+        """Return the first row of ``statement``, or abort with 404 if there is none.
+
+        For a select of one entity or column, the entity or value; for several, the
+        :class:`~sqlalchemy.engine.Row`. A first row whose one value is NULL is
+        returned as ``None``, not taken for a missing row.
+
+        :param description: The 404 page's description.
+        """
+        row = execute_select(self.session, statement).first()
+        if row is None:
+            abort(404, description=description)
+        return row[0] if returns_scalars(statement) else row
+
+    @overload
+    def one_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+        self, statement: sa.Select[tuple[T]], *, description: str | None = None
+    ) -> T: ...
+    @overload
+    def one_or_404(
+        self, statement: sa.Select[tuple[T1, T2, *Ts]], *, description: str | None = None
+    ) -> Row[tuple[T1, T2, *Ts]]: ...
+    @overload
+    def one_or_404(
+        self,
+        statement: sa.Select[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        description: str | None = None,
+    ) -> T: ...
+    @overload
+    def one_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+        self,
+        statement: sa.Select[T1, T2, *Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        description: str | None = None,
+    ) -> Row[T1, T2, *Ts]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    def one_or_404(
+        self,
+        statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
+        *,
+        description: str | None = None,
+    ) -> Any:
+        """Return the only row of ``statement``, or abort with 404 if there are none or
+        several.
+
+        For a select of one entity or column, the entity or value; for several, the
+        :class:`~sqlalchemy.engine.Row`.
+
+        :param description: The 404 page's description.
+        """
+        try:
+            row = execute_select(self.session, statement).one()
+        except (NoResultFound, MultipleResultsFound):
+            abort(404, description=description)
+        return row[0] if returns_scalars(statement) else row
+
+    @overload
+    def paginate(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+        self,
+        statement: sa.Select[tuple[T]],
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[T]: ...
+    @overload
+    def paginate(
+        self,
+        statement: sa.Select[tuple[T1, T2, *Ts]],
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[Row[tuple[T1, T2, *Ts]]]: ...
+    @overload
+    def paginate(
+        self,
+        statement: sa.Select[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[T]: ...
+    @overload
+    def paginate(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+        self,
+        statement: sa.Select[T1, T2, *Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[Row[T1, T2, *Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    def paginate(
+        self,
+        statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[Any]:
+        """Return one page of ``statement``, numbered by the request's query string.
+
+        ``page`` and ``per_page`` not given are read from ``request.args`` (``?page=2
+        &per_page=50``), defaulting to 1 and 20. A value that is not a positive whole
+        number, or a page past the last, aborts with 404; with ``error_out=False`` it
+        falls back to page 1, 20 per page, or an empty page instead.
+
+        :param max_per_page: The most items a page may have; ``per_page`` is lowered to
+            it. Defaults to the app's ``SQLALCHEMY_MAX_PER_PAGE`` (100; ``None`` there
+            means no limit).
+        :param error_out: Abort with 404 on bad numbers and pages past the last.
+        :param count: Count the total; with ``False``, ``total`` is ``None`` and
+            ``pages`` is 0.
+        """
+        if max_per_page is None:
+            max_per_page = self._state("'db.paginate()'").max_per_page
+        page = _page_arg(page, "page", 1, error_out)
+        per_page = _page_arg(per_page, "per_page", DEFAULT_PER_PAGE, error_out)
+        if max_per_page is not None:
+            per_page = min(per_page, max_per_page)
+        pagination = paginate(self.session, statement, page=page, per_page=per_page, count=count)
+        if error_out and not pagination.items and page != 1:
+            abort(404)
+        return pagination
 
     def __repr__(self) -> str:
         bases = ", ".join(base.__name__ for base in self.bases)
         return f"<{type(self).__name__}({bases})>"
 
-    def _state(self, what: str) -> DatabaseCore:
+    def _state(self, what: str) -> _AppState:
         if not has_app_context():
             raise RuntimeError(_NO_APP_CONTEXT.format(what=what))
         state = _states(current_app).get(self)
@@ -189,9 +420,36 @@ class Database:
         return context
 
 
-def _states(app: Flask) -> dict[Database, DatabaseCore]:
+def _states(app: Flask) -> dict[Database, _AppState]:
     """The state of each Database registered on ``app``, kept in ``app.extensions``."""
     # Flask 3.0 annotates 'extensions' as a bare dict, which strict pyright reports.
     extensions: dict[str, Any] = app.extensions  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    states: dict[Database, DatabaseCore] = extensions.setdefault(_EXTENSION, {})
+    states: dict[Database, _AppState] = extensions.setdefault(_EXTENSION, {})
     return states
+
+
+def _max_per_page(config: Mapping[str, Any]) -> int | None:
+    value = config.get("SQLALCHEMY_MAX_PER_PAGE", DEFAULT_MAX_PER_PAGE)
+    if value is not None and (type(value) is not int or value < 1):
+        raise ValueError(
+            f"'SQLALCHEMY_MAX_PER_PAGE' must be a positive integer, or None for no limit,"
+            f" not {value!r}."
+        )
+    return value
+
+
+def _page_arg(value: int | None, name: str, default: int, error_out: bool) -> int:
+    """``value``, or the request's ``name`` query argument, as a positive integer."""
+    if value is None:
+        raw = request.args.get(name) if has_request_context() else None
+        if raw is None:
+            return default
+        # Plain ASCII digits only: int() would also take "+1", " 1" and other scripts' digits.
+        digits = raw.lstrip("0") if raw.isascii() and raw.isdigit() else ""
+        # Past every page there is; as a per_page, lowered to max_per_page.
+        value = 10**_MAX_DIGITS if len(digits) > _MAX_DIGITS else int(digits or 0)
+    if value >= 1:
+        return value
+    if error_out:
+        abort(404)
+    return default
