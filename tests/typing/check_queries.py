@@ -1,0 +1,106 @@
+"""Static checks: the query helpers keep the statement's type all the way to the view.
+
+The same assertions hold on SQLAlchemy 2.0 and 2.1: a multi-column row is checked
+through ``Row.tuple()``, whose type both versions spell ``tuple[int, str]``, while the
+``Row`` type itself is ``Row[tuple[int, str]]`` on 2.0 and ``Row[int, str]`` on 2.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import assert_type
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import selectinload
+
+from flask_typed_db import Database
+from flask_typed_db.core import Pagination
+from flask_typed_db.core import paginate
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    nickname: Mapped[str | None]
+
+
+class Post(Base):
+    __tablename__ = "post"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+
+
+db = Database(Base)
+
+
+def check_get_or_404() -> None:
+    assert_type(db.get_or_404(User, 1), User)
+    assert_type(db.get_or_404(User, 1, description="No such user"), User)
+    assert_type(db.get_or_404(Post, (1,), options=[selectinload("*")]), Post)
+
+
+def check_first_and_one_or_404() -> None:
+    users = sa.select(User).where(User.id == 1)
+    assert_type(db.first_or_404(users), User)
+    assert_type(db.one_or_404(users, description="No such user"), User)
+    assert_type(db.first_or_404(sa.select(User.name)), str)
+    assert_type(db.one_or_404(sa.select(User.nickname)), str | None)
+    assert_type(db.one_or_404(sa.select(sa.func.count()).select_from(User)), int)
+
+    row = db.first_or_404(sa.select(User.id, User.name))
+    assert_type(row.tuple(), tuple[int, str])
+    pair = db.one_or_404(sa.select(User, Post).join(Post, Post.user_id == User.id))
+    assert_type(pair.tuple(), tuple[User, Post])
+    triple = db.one_or_404(sa.select(User.name, User.nickname, Post))
+    assert_type(triple.tuple(), tuple[str, str | None, Post])
+
+
+def check_paginate() -> None:
+    page = db.paginate(sa.select(User).order_by(User.id))
+    assert_type(page, Pagination[User])
+    assert_type(page.items, Sequence[User])
+    assert_type(iter(page), Iterator[User])
+    assert_type(page.page, int)
+    assert_type(page.per_page, int)
+    assert_type(page.total, int | None)
+    assert_type(page.pages, int)
+    assert_type(page.has_prev, bool)
+    assert_type(page.has_next, bool)
+    assert_type(page.prev_num, int | None)
+    assert_type(page.next_num, int | None)
+    assert_type(page.first, int)
+    assert_type(page.last, int)
+    assert_type(page.iter_pages(left_edge=1, right_edge=1), Iterator[int | None])
+    for user in page:
+        assert_type(user, User)
+
+    names = db.paginate(sa.select(User.name), page=2, per_page=10, max_per_page=50)
+    assert_type(names, Pagination[str])
+    rows = db.paginate(sa.select(User.id, User.name), error_out=False, count=False)
+    assert_type(rows.items[0].tuple(), tuple[int, str])
+    # A page of one entity is a page of a supertype too: Pagination is covariant.
+    assert_type(items_of(page), Sequence[Base])
+
+
+def items_of(page: Pagination[Base]) -> Sequence[Base]:
+    return page.items
+
+
+def check_core_paginate(session: Session) -> None:
+    users = paginate(session, sa.select(User), page=1, per_page=20)
+    assert_type(users, Pagination[User])
+    assert_type(users.items, Sequence[User])
+    ids = paginate(session, sa.select(User.id), page=3, per_page=5, count=False)
+    assert_type(ids, Pagination[int])
+    rows = paginate(session, sa.select(User.id, User.nickname), page=1, per_page=5)
+    assert_type(rows.items[0].tuple(), tuple[int, str | None])

@@ -1,0 +1,49 @@
+"""Code that must be rejected. Each marked line must get exactly the named errors from
+each checker; tests/test_typing_rejections.py runs both and compares. Not formatted by
+ruff, so that each checked expression stays on the line that names its errors.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from flask_typed_db.core import Pagination
+from flask_typed_db.core import paginate
+
+from .models import Book
+from .models import NotMapped
+from .models import User
+from .models import db
+
+
+def wrong_entity_types(session: Session) -> None:
+    # Statements are bound first: inline, mypy infers select()'s type from the target.
+    users = sa.select(User)
+    names = sa.select(User.name)
+    titles = sa.select(Book.title)
+    user: User = db.get_or_404(Book, 1)  # expect: mypy[assignment] pyright[reportAssignmentType]
+    book: Book = db.first_or_404(users)  # expect: mypy[assignment] pyright[reportAssignmentType]
+    name: int = db.one_or_404(names)  # expect: mypy[assignment] pyright[reportAssignmentType]
+    books: Pagination[Book] = db.paginate(users)  # expect: mypy[assignment|arg-type] pyright[reportAssignmentType]
+    ints: Pagination[int] = paginate(session, titles, page=1, per_page=5)  # expect: mypy[assignment|arg-type] pyright[reportAssignmentType]
+    row = db.first_or_404(sa.select(User.id, User.name))
+    first: str = row.tuple()[0]  # expect: mypy[assignment] pyright[reportAssignmentType]
+    print(user, book, name, books, ints, first)
+
+
+def no_any_leaks() -> None:
+    db.first_or_404(sa.select(User)).title  # expect: mypy[attr-defined] pyright[reportAttributeAccessIssue, reportUnknownMemberType]
+    db.paginate(sa.select(Book)).items[0].name  # expect: mypy[attr-defined] pyright[reportAttributeAccessIssue, reportUnknownMemberType]
+
+
+def not_a_select(session: Session) -> None:
+    db.paginate(sa.insert(User))  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    db.first_or_404(sa.update(User))  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    db.one_or_404(sa.text("SELECT 1"))  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    paginate(session, sa.delete(User), page=1, per_page=5)  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+
+
+def not_a_mapped_class() -> None:
+    db.get_or_404(NotMapped, 1)  # expect: mypy[type-var] pyright[reportArgumentType]
+    db.get_or_404(User(), 1)  # expect: mypy[arg-type] pyright[reportArgumentType]
