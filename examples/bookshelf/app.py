@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
-from typing import TypeVar
 from typing import cast
 
 import click
@@ -29,6 +27,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from flask_typed_db import Database
+from flask_typed_db.core import Pagination
 
 from .models import Author
 from .models import Base
@@ -73,7 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 @catalogue.get("/")
 def index() -> ResponseReturnValue:
-    return render_template("index.html", books=all_books(), today=utcnow().date())
+    return render_template("index.html", page=books_page(), today=utcnow().date())
 
 
 # -- JSON API --------------------------------------------------------------------------
@@ -92,12 +91,19 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
 
 @api.get("/books")
 def list_books() -> ResponseReturnValue:
-    return {"books": [book_json(book) for book in all_books()]}
+    """A page of books: ``?page=`` and ``?per_page=`` (at most 100) pick it."""
+    page = books_page()
+    return {
+        "books": [book_json(book) for book in page],
+        "page": page.page,
+        "pages": page.pages,
+        "total": page.total,
+    }
 
 
 @api.get("/books/<int:book_id>")
 def get_book(book_id: int) -> ResponseReturnValue:
-    return book_json(get_or_404(Book, book_id))
+    return book_json(db.get_or_404(Book, book_id, description=f"Book {book_id} does not exist."))
 
 
 @api.post("/books")
@@ -139,7 +145,10 @@ def lend_book(book_id: int) -> ResponseReturnValue:
     if type(days) is not int or not 1 <= days <= MAX_LOAN_DAYS:
         abort(400, description=f"'days' must be an integer from 1 to {MAX_LOAN_DAYS}.")
     # Lock the book's row so that two requests cannot lend it at once.
-    book = get_or_404(Book, book_id, with_for_update=True)
+    book = db.one_or_404(
+        sa.select(Book).where(Book.id == book_id).with_for_update(),
+        description=f"Book {book_id} does not exist.",
+    )
     if book.current_loan is not None:
         abort(409, description=f"{book.title!r} is already on loan.")
     now = utcnow()
@@ -151,7 +160,10 @@ def lend_book(book_id: int) -> ResponseReturnValue:
 
 @api.post("/loans/<int:loan_id>/return")
 def return_loan(loan_id: int) -> ResponseReturnValue:
-    loan = get_or_404(Loan, loan_id, with_for_update=True)
+    loan = db.one_or_404(
+        sa.select(Loan).where(Loan.id == loan_id).with_for_update(),
+        description=f"Loan {loan_id} does not exist.",
+    )
     if not loan.is_open:
         abort(409, description=f"Loan {loan_id} was already returned.")
     loan.returned_at = utcnow()
@@ -161,7 +173,12 @@ def return_loan(loan_id: int) -> ResponseReturnValue:
 
 @api.get("/authors/<int:author_id>")
 def get_author(author_id: int) -> ResponseReturnValue:
-    author = get_or_404(Author, author_id, options=[selectinload(Author.books)])
+    author = db.get_or_404(
+        Author,
+        author_id,
+        options=[selectinload(Author.books)],
+        description=f"Author {author_id} does not exist.",
+    )
     return {
         "id": author.id,
         "name": author.name,
@@ -193,24 +210,16 @@ def init_db_command(with_seed: bool) -> None:
 
 # -- Helpers ---------------------------------------------------------------------------
 
-M = TypeVar("M", bound=Base)
 
-
-def all_books() -> Sequence[Book]:
-    """Every book by title, with its author and current loan loaded in two queries."""
-    return db.session.scalars(
+def books_page() -> Pagination[Book]:
+    """The page of books the query string asks for, by title, with each book's author
+    and current loan loaded in two queries (plus the count when the page is full).
+    """
+    return db.paginate(
         sa.select(Book)
         .options(joinedload(Book.author), selectinload(Book.current_loan))
-        .order_by(Book.title)
-    ).all()
-
-
-def get_or_404(model: type[M], ident: int, **options: Any) -> M:
-    """``db.session.get(model, ident)``, or a 404 naming what is missing."""
-    obj = db.session.get(model, ident, **options)
-    if obj is None:
-        abort(404, description=f"{model.__name__} {ident} does not exist.")
-    return obj
+        .order_by(Book.title, Book.id)
+    )
 
 
 def json_body() -> Mapping[str, object]:

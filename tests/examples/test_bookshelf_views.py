@@ -76,6 +76,34 @@ def test_list_books_sorted_by_title_with_availability(seeded_app: Flask) -> None
     assert all(book["due_on"] is None for book in books if book["available"])
 
 
+def test_list_books_pages_through_the_catalogue(seeded_app: Flask) -> None:
+    client = seeded_app.test_client()
+    all_titles = [book["title"] for book in json_of(client.get("/api/books"))["books"]]
+
+    second = json_of(client.get("/api/books?page=2&per_page=3"))
+
+    assert [book["title"] for book in second["books"]] == all_titles[3:6]
+    assert (second["page"], second["pages"], second["total"]) == (2, 3, 7)
+    last = json_of(client.get("/api/books?page=3&per_page=3"))
+    assert [book["title"] for book in last["books"]] == all_titles[6:]
+
+
+@pytest.mark.parametrize("query", ["page=4&per_page=3", "page=abc", "per_page=0"])
+def test_list_books_answers_a_bad_page_with_json_404(seeded_app: Flask, query: str) -> None:
+    response = seeded_app.test_client().get(f"/api/books?{query}")
+
+    assert response.status_code == 404
+    assert "error" in json_of(response)
+
+
+def test_index_links_the_other_pages(seeded_app: Flask) -> None:
+    html = seeded_app.test_client().get("/?per_page=2").get_data(as_text=True)
+
+    assert "<b>1</b>" in html
+    assert 'href="/?page=4&amp;per_page=2"' in html
+    assert html.count("<tr>") == 3  # the header row and two books
+
+
 def test_get_book(app: Flask, client: FlaskClient) -> None:
     book_id = add_book(app)
 
