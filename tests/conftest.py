@@ -63,6 +63,13 @@ def _drop_every_table(url: str) -> None:
         engine.dispose()
 
 
+def _emptied(url: str) -> Iterator[str]:
+    """Yield ``url`` with no tables in its database, and drop what the test made."""
+    _drop_every_table(url)
+    yield url
+    _drop_every_table(url)
+
+
 def server_url(backend: str) -> str:
     """The URL of a server backend, or skip (fail in CI) when it is not usable."""
     variable = SERVER_URL_VARIABLES[backend]
@@ -82,28 +89,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    url = server_url(backend)
-    _drop_every_table(url)
-    yield url
-    _drop_every_table(url)
+    yield from _emptied(server_url(backend))
 
 
 @pytest.fixture
 def postgresql_url() -> Iterator[str]:
     """The PostgreSQL URL alone, for tests of that backend's behaviour."""
-    url = server_url("postgresql")
-    _drop_every_table(url)
-    yield url
-    _drop_every_table(url)
+    yield from _emptied(server_url("postgresql"))
 
 
 @pytest.fixture
 def mariadb_url() -> Iterator[str]:
     """The MariaDB URL alone, for tests of that backend's behaviour."""
-    url = server_url("mariadb")
-    _drop_every_table(url)
-    yield url
-    _drop_every_table(url)
+    yield from _emptied(server_url("mariadb"))
 
 
 @pytest.fixture
