@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -187,6 +188,40 @@ class Database:
     def drop_all(self, bind_key: BindKeys = "__all__") -> None:
         """Drop the current app's tables. Takes the same ``bind_key`` as :meth:`create_all`."""
         self._state("'db.drop_all()'").core.drop_all(bind_key)
+
+    def test_isolation(
+        self, app: Flask | None = None, *, forbid_lazy_loads: bool = False
+    ) -> AbstractContextManager[Mapping[str | None, sa.Connection]]:
+        """Run everything inside, requests included, in one transaction per bind that is
+        rolled back at the end: a test's commits never reach the next test.
+
+        The code under test runs unchanged: its ``commit()`` releases a SAVEPOINT, a
+        later request sees what an earlier one committed, and a failed commit rolls
+        back to the SAVEPOINT. Needs no app context; enter it before the sessions of
+        the test are made. See :meth:`DatabaseCore.test_isolation
+        <flask_typed_db.core.DatabaseCore.test_isolation>`::
+
+            with db.test_isolation(app):
+                client.post("/books", json={...})
+                assert client.get("/books").json == [...]
+
+        :param app: The app to isolate; default: the current app.
+        :param forbid_lazy_loads: Raise :class:`~flask_typed_db.core.LazyLoadError` on
+            any lazy load of a relationship, to catch N+1 queries.
+        :raises RuntimeError: If ``app`` is not registered, or a database cannot be
+            reached.
+        """
+        if app is None:
+            state = self._state("'db.test_isolation()'")
+        else:
+            registered = _states(app).get(self)
+            if registered is None:
+                raise RuntimeError(
+                    f"The app {app.name!r} is not registered with this Database: call"
+                    " 'db.init_app(app)' before 'db.test_isolation(app)'."
+                )
+            state = registered
+        return state.core.test_isolation(forbid_lazy_loads=forbid_lazy_loads)
 
     # -- Queries in views ------------------------------------------------------------
 

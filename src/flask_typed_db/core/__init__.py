@@ -15,6 +15,7 @@ from ._database import ModelBase
 from ._database import metadatas_of
 from ._engine import apply_backend_defaults
 from ._engine import create_engine
+from ._isolation import LazyLoadError
 from ._pagination import Pagination
 from ._pagination import paginate
 from ._session import RoutingSession
@@ -24,6 +25,7 @@ __all__ = [
     "BindSpec",
     "ConfigWarning",
     "DatabaseCore",
+    "LazyLoadError",
     "ModelBase",
     "Pagination",
     "RoutingSession",

@@ -25,6 +25,7 @@ from ._config import describe_bind
 from ._config import missing_bind_message
 from ._config import read_config
 from ._engine import create_engine
+from ._isolation import isolated
 from ._session import RoutingSession
 
 #: A declarative base whose ``metadata.info["bind_key"]`` names its bind.
@@ -154,6 +155,22 @@ class DatabaseCore:
                 session.add(report)
         """
         return self.sessionmaker.begin()
+
+    def test_isolation(
+        self, *, forbid_lazy_loads: bool = False
+    ) -> AbstractContextManager[Mapping[str | None, sa.Connection]]:
+        """Run a test's database work in one transaction per bind, rolled back at the end.
+
+        Sessions made inside, by :meth:`transaction` or :attr:`sessionmaker`, commit to
+        SAVEPOINTs instead (``join_transaction_mode="create_savepoint"``): the code
+        under test runs unchanged, sees its own earlier commits, and leaves nothing.
+        Yields each bind's connection. Not for use from several threads at once.
+
+        :param forbid_lazy_loads: Raise :class:`LazyLoadError` on any lazy load of a
+            relationship, to catch N+1 queries.
+        :raises RuntimeError: If a database cannot be reached.
+        """
+        return isolated(self.sessionmaker, self.engines, forbid_lazy_loads=forbid_lazy_loads)
 
     def create_all(self, bind_key: BindKeys = "__all__") -> None:
         """Create the tables of the given binds that do not exist yet.
