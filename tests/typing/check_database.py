@@ -49,6 +49,12 @@ def check_adapter(app: Flask) -> None:
     assert_type(db.create_all(), None)
     assert_type(db.drop_all(["auth", None]), None)
     # The session keeps SQLAlchemy's own typing: no Any on the way to the view.
+    assert_type(
+        db.test_isolation(app, forbid_lazy_loads=True),
+        AbstractContextManager[Mapping[str | None, sa.Connection]],
+    )
+    with db.test_isolation() as connections:
+        assert_type(connections[None], sa.Connection)
     assert_type(db.session.get(User, 1), User | None)
     assert_type(db.session.scalars(sa.select(User)).all(), Sequence[User])
     # Bound first: mypy with SQLAlchemy 2.1 picks Session.scalar's Never overload for
@@ -69,3 +75,5 @@ def check_core(settings: Mapping[str, object]) -> None:
     assert_type(core.engines, Mapping[str | None, sa.Engine])
     assert_type(core.sessionmaker, sessionmaker[Session])
     assert_type(read_config(settings), dict[str | None, BindSpec])
+    with core.test_isolation() as connections:
+        assert_type(connections, Mapping[str | None, sa.Connection])
