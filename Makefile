@@ -11,7 +11,7 @@ MIN_PINS := flask==3.0.0 werkzeug==3.0.0 sqlalchemy==2.0.0 typing-extensions==4.
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 5000
 
-.PHONY: demo test test-min lint typecheck pytest clean
+.PHONY: demo test test-min lint typecheck pytest bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ typecheck:
 
 pytest:
 	$(BIN)/pytest
+
+# Ratios against a baseline measured in the same run; set TEST_POSTGRES_URL and
+# TEST_MARIADB_URL to include those servers.
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/isolation.py
 
 $(MIN_VENV)/.installed: pyproject.toml Makefile
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
