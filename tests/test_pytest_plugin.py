@@ -1,0 +1,196 @@
+"""The pytest plugin: ``isolated_db``, ``db_session`` and the ``forbid_lazy_loads`` marker,
+run on small generated test suites in a pytest of their own.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+#: A project's conftest: an app shared by the whole session, on a SQLite file.
+CONFTEST = """
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from flask_typed_db import Database
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Shelf(Base):
+    __tablename__ = "shelf"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    books: Mapped[list["Book"]] = relationship()
+
+
+class Book(Base):
+    __tablename__ = "book"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shelf_id: Mapped[int] = mapped_column(sa.ForeignKey("shelf.id"))
+
+
+database = Database(Base)
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    app = Flask(__name__)
+    path = tmp_path_factory.mktemp("db") / "app.db"
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    database.init_app(app)
+    with app.app_context():
+        database.create_all()
+
+    @app.post("/shelves/<name>")
+    def add_shelf(name: str) -> dict[str, str]:
+        database.session.add(Shelf(name=name, books=[Book()]))
+        database.session.commit()
+        return {"name": name}
+
+    @app.get("/shelves")
+    def list_shelves() -> list[str]:
+        return list(database.session.scalars(sa.select(Shelf.name)))
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def db() -> Database:
+    return database
+
+
+def count_shelves(app: Flask) -> int:
+    with app.app_context(), database.engine.connect() as connection:
+        return connection.scalar(sa.select(sa.func.count()).select_from(Shelf))
+"""
+
+#: Runs in file order: each test relies on the ones before having committed.
+TESTS = """
+import pytest
+import sqlalchemy as sa
+
+from conftest import Shelf, count_shelves
+
+
+def test_a_commits_through_requests(isolated_db, app):
+    client = app.test_client()
+    client.post("/shelves/fiction")
+    client.post("/shelves/poetry")
+    assert client.get("/shelves").json == ["fiction", "poetry"]
+
+
+def test_b_sees_no_rows_of_test_a(isolated_db, app):
+    assert app.test_client().get("/shelves").json == []
+
+
+def test_c_db_session_commits(db_session):
+    db_session.add(Shelf(name="history"))
+    db_session.commit()
+    assert db_session.scalars(sa.select(Shelf.name)).all() == ["history"]
+
+
+def test_d_db_session_sees_no_rows_of_test_c(db_session, app):
+    assert db_session.scalars(sa.select(Shelf)).all() == []
+    assert count_shelves(app) == 0
+"""
+
+LAZY_TESTS = """
+import pytest
+import sqlalchemy as sa
+
+from conftest import Shelf
+
+
+def lazy_load_books(session):
+    session.add(Shelf(name="fiction", books=[]))
+    session.commit()
+    session.expunge_all()
+    shelf = session.scalars(sa.select(Shelf)).one()
+    return len(shelf.books)
+
+
+@pytest.mark.forbid_lazy_loads
+def test_marked_lazy_load(db_session):
+    lazy_load_books(db_session)
+
+
+def test_unmarked_lazy_load(db_session):
+    assert lazy_load_books(db_session) == 0
+
+
+@pytest.mark.forbid_lazy_loads
+def test_marked_eager_load(db_session):
+    db_session.add(Shelf(name="fiction", books=[]))
+    db_session.commit()
+    db_session.expunge_all()
+    query = sa.select(Shelf).options(sa.orm.selectinload(Shelf.books))
+    assert db_session.scalars(query).one().books == []
+"""
+
+
+@pytest.fixture(autouse=True)
+def _plugins_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The plugin must be found through its pytest11 entry point, as in a user's project.
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+
+
+def run(pytester: pytest.Pytester, **tests: str) -> pytest.RunResult:
+    pytester.makeconftest(textwrap.dedent(CONFTEST))
+    pytester.makepyfile(**{name: textwrap.dedent(source) for name, source in tests.items()})
+    return pytester.runpytest_subprocess(
+        "--strict-markers", "-W", "error", "-p", "no:cacheprovider"
+    )
+
+
+def test_commits_of_one_test_are_gone_in_the_next(pytester: pytest.Pytester) -> None:
+    result = run(pytester, test_commits=TESTS)
+    result.assert_outcomes(passed=4)
+
+
+def test_marked_test_fails_on_lazy_load_and_unmarked_passes(pytester: pytest.Pytester) -> None:
+    result = run(pytester, test_lazy=LAZY_TESTS)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*LazyLoadError: Lazy load from Shelf*", "FAILED test_lazy.py::test_marked_lazy_load*"]
+    )
+
+
+def test_plugin_is_inert_without_app_and_db_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_plain="""
+        import pytest
+
+        def test_plain():
+            assert 1 + 1 == 2
+
+        @pytest.mark.forbid_lazy_loads
+        def test_marked_without_fixtures():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--strict-markers", "-W", "error")
+    result.assert_outcomes(passed=2)
+
+
+def test_isolated_db_without_an_app_fixture_is_an_error_naming_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_missing="""
+        def test_needs_app(isolated_db):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'app' not found*"])
