@@ -92,6 +92,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from _emptied(server_url(backend))
 
 
+@pytest.fixture(scope="package", params=["sqlite", "postgresql", "mariadb"])
+def package_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database of each backend shared by all the tests of a package, emptied before
+    and after them: for tests that keep to themselves with ``test_isolation()``.
+    """
+    backend: str = request.param
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('package') / 'test.db'}"
+        return
+    yield from _emptied(server_url(backend))
+
+
 @pytest.fixture
 def postgresql_url() -> Iterator[str]:
     """The PostgreSQL URL alone, for tests of that backend's behaviour."""

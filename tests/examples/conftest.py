@@ -1,4 +1,9 @@
-"""Fixtures for the bookshelf example's tests: an app and a worker core per database."""
+"""Fixtures for the bookshelf example's tests: an app and a worker core per database.
+
+Each backend's tables are created once; every test runs in test isolation (the
+package's own pytest plugin for the app, ``DatabaseCore.test_isolation()`` for the
+worker), so a test's commits never reach the next test.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,18 @@ from bookshelf.app import db
 from bookshelf.models import Base
 from bookshelf.models import utcnow
 from bookshelf.seed import seed
+from flask_typed_db import Database
 from flask_typed_db.core import DatabaseCore
 
 
-@pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
-    """The bookshelf app on an empty database of each backend, tables created."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+@pytest.fixture(scope="package")
+def app(package_database_url: str) -> Iterator[Flask]:
+    """The bookshelf app on each backend, its tables created once for the package.
+
+    With the ``db`` fixture below, this is the pair the flask-typed-db pytest plugin
+    asks for: tests take ``isolated_db`` and whatever they commit is rolled back.
+    """
+    app = create_app({"SQLALCHEMY_DATABASE_URI": package_database_url, "TESTING": True})
     with app.app_context():
         db.create_all()
     yield app
@@ -28,12 +38,19 @@ def app(database_url: str) -> Iterator[Flask]:
             engine.dispose()
 
 
+@pytest.fixture(name="db", scope="package")
+def db_fixture() -> Database:
+    return db
+
+
 @pytest.fixture
-def seeded_app(app: Flask) -> Flask:
-    """:func:`app` with the sample data, loans relative to the real current time."""
+def seeded_app(app: Flask, isolated_db: Database) -> Flask:
+    """:func:`app` with the sample data, loans relative to the real current time; it
+    is rolled back with the rest of the test.
+    """
     with app.app_context():
-        seed(db.session, utcnow())
-        db.session.commit()
+        seed(isolated_db.session, utcnow())
+        isolated_db.session.commit()
     return app
 
 
@@ -42,9 +59,16 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-@pytest.fixture
-def core(database_url: str) -> Iterator[DatabaseCore]:
-    """The worker's DatabaseCore on an empty database of each backend, tables created."""
-    with DatabaseCore({"SQLALCHEMY_DATABASE_URI": database_url}, Base) as core:
+@pytest.fixture(scope="package")
+def worker_core(package_database_url: str) -> Iterator[DatabaseCore]:
+    """The worker's DatabaseCore on each backend, tables created once for the package."""
+    with DatabaseCore({"SQLALCHEMY_DATABASE_URI": package_database_url}, Base) as core:
         core.create_all()
         yield core
+
+
+@pytest.fixture
+def core(worker_core: DatabaseCore) -> Iterator[DatabaseCore]:
+    """:func:`worker_core`, with everything the test commits rolled back at its end."""
+    with worker_core.test_isolation():
+        yield worker_core

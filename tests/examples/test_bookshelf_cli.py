@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from click.testing import Result
 from flask import Flask
 
-from bookshelf.app import create_app
 from bookshelf.app import db
 from bookshelf.models import Author
 from bookshelf.models import Book
@@ -33,21 +33,21 @@ def catalogue(app: Flask) -> tuple[list[str], list[str], list[tuple[str, str]]]:
         return list(authors), list(books), [(isbn, borrower) for isbn, borrower in loans]
 
 
-def test_init_db_creates_the_tables(database_url: str) -> None:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
-    try:
-        result = init_db(app)
+def test_init_db_creates_the_tables(app: Flask) -> None:
+    # Outside test isolation: this test drops and recreates the package's tables.
+    with app.app_context():
+        db.drop_all()
 
-        assert "Tables ready in" in result.output
-        with app.app_context():
-            tables = sa.inspect(db.engine).get_table_names()
-        assert {"authors", "books", "loans"} <= set(tables)
-        assert catalogue(app) == ([], [], [])
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    result = init_db(app)
+
+    assert "Tables ready in" in result.output
+    with app.app_context():
+        tables = sa.inspect(db.engine).get_table_names()
+    assert {"authors", "books", "loans"} <= set(tables)
+    assert catalogue(app) == ([], [], [])
 
 
+@pytest.mark.usefixtures("isolated_db")
 def test_init_db_seed_adds_the_sample_catalogue(app: Flask) -> None:
     result = init_db(app, "--seed")
 
@@ -61,6 +61,7 @@ def test_init_db_seed_adds_the_sample_catalogue(app: Flask) -> None:
         assert len(open_loans) == 3
 
 
+@pytest.mark.usefixtures("isolated_db")
 def test_init_db_seed_twice_adds_nothing_the_second_time(app: Flask) -> None:
     init_db(app, "--seed")
     first = catalogue(app)
@@ -71,6 +72,7 @@ def test_init_db_seed_twice_adds_nothing_the_second_time(app: Flask) -> None:
     assert catalogue(app) == first
 
 
+@pytest.mark.usefixtures("isolated_db")
 def test_init_db_seed_completes_a_partly_seeded_catalogue(app: Flask) -> None:
     # An author and one of their books are there already, e.g. added through the API.
     with app.app_context():

@@ -11,12 +11,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from bookshelf.app import create_app
 from bookshelf.app import db
 from bookshelf.models import Author
 from bookshelf.models import Base
 from bookshelf.models import Book
 from bookshelf.models import Loan
 from bookshelf.models import utcnow
+
+# Every test here runs in test isolation, through the package's pytest plugin.
+pytestmark = pytest.mark.usefixtures("isolated_db")
 
 DUNE = {"title": "Dune", "author": "Frank Herbert", "isbn": "978-0441172719", "year": 1965}
 
@@ -337,15 +341,21 @@ def test_missing_author_is_a_json_404(client: FlaskClient) -> None:
     assert json_of(response) == {"error": "Author 404 does not exist."}
 
 
-def test_write_that_a_failing_view_did_not_commit_is_discarded(app: Flask) -> None:
+def test_write_that_a_failing_view_did_not_commit_is_discarded(package_database_url: str) -> None:
+    # An app of its own: it gets a route, and lets the 500 through instead of raising.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": package_database_url})
+
     @app.post("/api/broken")
     def broken() -> str:
         db.session.add(Author(name="Never committed"))
         db.session.flush()
         raise RuntimeError("the view fails after writing")
 
-    app.testing = False  # let the 500 through instead of re-raising it in the test
-    response = app.test_client().post("/api/broken")
+    try:
+        response = app.test_client().post("/api/broken")
 
-    assert response.status_code == 500
-    assert count_rows(app, Author) == 0
+        assert response.status_code == 500
+        assert count_rows(app, Author) == 0
+    finally:
+        with app.app_context():
+            db.engine.dispose()
