@@ -76,7 +76,8 @@ def _outer_transaction(engine: sa.Engine) -> Generator[sa.Connection, None, None
         connection = engine.connect()
     except sa_exc.DBAPIError as error:
         where = engine.url.render_as_string(hide_password=True)
-        reason = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
+        lines = str(error.orig).strip().splitlines()
+        reason = lines[0] if lines else type(error.orig).__name__
         raise RuntimeError(
             f"Test isolation could not connect to {where}: {reason}. Is the database"
             " server running, and is the URL in the config right?"
