@@ -11,7 +11,7 @@ MIN_PINS := flask==3.0.0 werkzeug==3.0.0 sqlalchemy==2.0.0 typing-extensions==4.
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 5000
 
-.PHONY: demo test test-min lint typecheck pytest bench clean
+.PHONY: demo test test-min test-py312 lint typecheck pytest bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,5 +60,19 @@ $(MIN_VENV)/.installed: pyproject.toml Makefile
 test-min: $(MIN_VENV)/.installed
 	$(MAKE) typecheck pytest VENV=$(MIN_VENV) TYPECHECK_PATHS="src tests/typing examples"
 
+# Python 3.12 changed the sqlite3 driver's transactions (its autocommit attribute):
+# run the SQLite test-isolation tests there too. pyenv's 3.12, else python3.12 on PATH.
+PY312 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12)),python3.12)
+PY312_VENV := .venv-312
+
+$(PY312_VENV)/.installed: pyproject.toml
+	test -x $(PY312_VENV)/bin/python || $(PY312) -m venv $(PY312_VENV)
+	$(PY312_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY312_VENV)/bin/python -m pip install --quiet -e . --group test
+	touch $@
+
+test-py312: $(PY312_VENV)/.installed
+	$(PY312_VENV)/bin/pytest tests/test_isolation.py tests/test_isolation_sqlite_autocommit.py -k sqlite
+
 clean:
-	rm -rf $(VENV) $(MIN_VENV) .mypy_cache .pytest_cache .ruff_cache examples/instance
+	rm -rf $(VENV) $(MIN_VENV) $(PY312_VENV) .mypy_cache .pytest_cache .ruff_cache examples/instance
