@@ -183,7 +183,9 @@ def paginate(
 
     :param statement: Any ``select()``: of one entity or column (items are entities or
         values) or of several (items are rows). Rows of a join are neither
-        de-duplicated nor dropped: a page has ``min(per_page, remaining)`` items.
+        de-duplicated nor dropped: a page has ``min(per_page, remaining)`` items. (A
+        ``joinedload()`` of a collection is SQLAlchemy's exception: it returns each
+        parent once, so a page of a join that repeats parents can be shorter.)
     :param page: The 1-based page number.
     :param per_page: The most items on a page.
     :param count: Count the total (``False``: :attr:`Pagination.total` is ``None``).
