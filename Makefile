@@ -62,7 +62,7 @@ test-min: $(MIN_VENV)/.installed
 
 # Python 3.12 changed the sqlite3 driver's transactions (its autocommit attribute):
 # run the SQLite test-isolation tests there too. pyenv's 3.12, else python3.12 on PATH.
-PY312 ?= $(or $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12)),python3.12)
+PY312 ?= $(or $(firstword $(wildcard $(or $(shell pyenv root 2>/dev/null),$(HOME)/.pyenv)/versions/3.12*/bin/python3.12)),python3.12)
 PY312_VENV := .venv-312
 
 $(PY312_VENV)/.installed: pyproject.toml
