@@ -173,8 +173,10 @@ def test_unknown_key_without_close_match_warns_without_a_suggestion() -> None:
 
 
 def test_unsupported_flask_sqlalchemy_key_warns_only_when_switched_on() -> None:
-    with pytest.warns(ConfigWarning, match="'SQLALCHEMY_RECORD_QUERIES' has no effect"):
-        read_config({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_RECORD_QUERIES": True})
+    with pytest.warns(ConfigWarning, match="'SQLALCHEMY_TRACK_MODIFICATIONS' has no effect"):
+        read_config(
+            {"SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_TRACK_MODIFICATIONS": True}
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_config(

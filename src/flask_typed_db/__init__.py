@@ -8,17 +8,24 @@ usable where Flask is not installed.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._extension import Database
+    from ._record_queries import get_recorded_queries
 
-__all__ = ["Database"]
+__all__ = ["Database", "get_recorded_queries"]
+
+#: Each public name, and the private module (which imports Flask) that defines it.
+_LAZY = {
+    "Database": "._extension",
+    "get_recorded_queries": "._record_queries",
+}
 
 
 def __getattr__(name: str) -> object:
-    if name == "Database":
-        from ._extension import Database
-
-        return Database
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

@@ -26,13 +26,16 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.interfaces import ORMOption
 
+from ._record_queries import app_context_queries
 from .core import BindKeys
 from .core import DatabaseCore
 from .core import ModelBase
 from .core import Pagination
+from .core import RecordedQuery
 from .core import metadatas_of
 from .core import paginate
 from .core._database import default_metadata
+from .core._recording import QueryRecorder
 from .core._select import T1
 from .core._select import T2
 from .core._select import MappedClass
@@ -124,6 +127,7 @@ class Database:
                 " 'db.init_app(app)' once per app."
             )
         max_per_page = _max_per_page(app.config)
+        record_queries = _record_queries(app.config)
         core = DatabaseCore(
             app.config,
             *self.bases,
@@ -132,6 +136,10 @@ class Database:
             session_options=self._session_options,
         )
         states[self] = _AppState(core, max_per_page)
+        if record_queries:
+            # Like Flask-SQLAlchemy: a query's location is in the app's own package.
+            recorder = QueryRecorder(app_context_queries, [app.import_name.partition(".")[0]])
+            recorder.attach(core.engines.values())
         app.teardown_appcontext(self._close_session)
         app.shell_context_processor(self._shell_context)
 
@@ -211,17 +219,25 @@ class Database:
         :raises RuntimeError: If ``app`` is not registered, or a database cannot be
             reached.
         """
-        if app is None:
-            state = self._state("'db.test_isolation()'")
-        else:
-            registered = _states(app).get(self)
-            if registered is None:
-                raise RuntimeError(
-                    f"The app {app.name!r} is not registered with this Database: call"
-                    " 'db.init_app(app)' before 'db.test_isolation(app)'."
-                )
-            state = registered
+        state = self._state("'db.test_isolation()'", app)
         return state.core.test_isolation(forbid_lazy_loads=forbid_lazy_loads)
+
+    def record_queries(
+        self, app: Flask | None = None
+    ) -> AbstractContextManager[Sequence[RecordedQuery]]:
+        """Record every statement sent on the app's engines while inside, whatever
+        ``SQLALCHEMY_RECORD_QUERIES`` says: to assert how many queries a request makes::
+
+            with db.record_queries(app) as queries:
+                client.get("/books")
+            assert len(queries) == 2
+
+        Yields the list the queries are appended to as they run, from any thread.
+        Needs no app context. See :class:`~flask_typed_db.core.RecordedQuery`.
+
+        :param app: The app whose engines to record; default: the current app.
+        """
+        return self._state("'db.record_queries()'", app).core.record_queries()
 
     # -- Queries in views ------------------------------------------------------------
 
@@ -421,7 +437,16 @@ class Database:
         bases = ", ".join(base.__name__ for base in self.bases)
         return f"<{type(self).__name__}({bases})>"
 
-    def _state(self, what: str) -> _AppState:
+    def _state(self, what: str, app: Flask | None = None) -> _AppState:
+        """This Database's state for ``app``, or for the current app if not given."""
+        if app is not None:
+            registered = _states(app).get(self)
+            if registered is None:
+                raise RuntimeError(
+                    f"The app {app.name!r} is not registered with this Database: call"
+                    f" 'db.init_app(app)' before {what}."
+                )
+            return registered
         if not has_app_context():
             raise RuntimeError(_NO_APP_CONTEXT.format(what=what))
         state = _states(current_app).get(self)
@@ -455,11 +480,14 @@ class Database:
         return context
 
 
+def _extensions(app: Flask) -> dict[str, Any]:
+    # Flask 3.0 annotates 'extensions' as a bare dict, which strict pyright reports.
+    return app.extensions  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+
+
 def _states(app: Flask) -> dict[Database, _AppState]:
     """The state of each Database registered on ``app``, kept in ``app.extensions``."""
-    # Flask 3.0 annotates 'extensions' as a bare dict, which strict pyright reports.
-    extensions: dict[str, Any] = app.extensions  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    states: dict[Database, _AppState] = extensions.setdefault(_EXTENSION, {})
+    states: dict[Database, _AppState] = _extensions(app).setdefault(_EXTENSION, {})
     return states
 
 
@@ -470,6 +498,14 @@ def _max_per_page(config: Mapping[str, Any]) -> int | None:
             f"'SQLALCHEMY_MAX_PER_PAGE' must be a positive integer, or None for no limit,"
             f" not {value!r}."
         )
+    return value
+
+
+def _record_queries(config: Mapping[str, Any]) -> bool:
+    value = config.get("SQLALCHEMY_RECORD_QUERIES", False)
+    if not isinstance(value, bool):
+        # A string such as "False" from the environment would otherwise switch it on.
+        raise ValueError(f"'SQLALCHEMY_RECORD_QUERIES' must be True or False, not {value!r}.")
     return value
 
 

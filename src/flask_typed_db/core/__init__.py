@@ -18,6 +18,7 @@ from ._engine import create_engine
 from ._isolation import LazyLoadError
 from ._pagination import Pagination
 from ._pagination import paginate
+from ._recording import RecordedQuery
 from ._session import RoutingSession
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "LazyLoadError",
     "ModelBase",
     "Pagination",
+    "RecordedQuery",
     "RoutingSession",
     "apply_backend_defaults",
     "create_engine",

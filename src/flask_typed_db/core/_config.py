@@ -21,8 +21,10 @@ SUPPORTED_KEYS = frozenset(
         "SQLALCHEMY_BINDS",
         "SQLALCHEMY_ENGINE_OPTIONS",
         "SQLALCHEMY_ECHO",
-        # Read by the Flask adapter's paginate(), not by the core.
+        # Read by the Flask adapter, not by the core: paginate()'s cap, and query
+        # recording per app context.
         "SQLALCHEMY_MAX_PER_PAGE",
+        "SQLALCHEMY_RECORD_QUERIES",
     }
 )
 
@@ -34,7 +36,6 @@ _SUFFIXES = sorted(key.removeprefix(_PREFIX) for key in SUPPORTED_KEYS)
 UNSUPPORTED_KEYS = {
     "SQLALCHEMY_TRACK_MODIFICATIONS": "model change signals are not supported;"
     " use SQLAlchemy's own session events instead",
-    "SQLALCHEMY_RECORD_QUERIES": "query recording is not supported yet",
 }
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)

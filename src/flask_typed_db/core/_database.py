@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from types import MappingProxyType
 from types import TracebackType
@@ -26,6 +27,8 @@ from ._config import missing_bind_message
 from ._config import read_config
 from ._engine import create_engine
 from ._isolation import isolated
+from ._recording import RecordedQuery
+from ._recording import recording
 from ._session import RoutingSession
 
 #: A declarative base whose ``metadata.info["bind_key"]`` names its bind.
@@ -171,6 +174,20 @@ class DatabaseCore:
         :raises RuntimeError: If a database cannot be reached.
         """
         return isolated(self.sessionmaker, self.engines, forbid_lazy_loads=forbid_lazy_loads)
+
+    def record_queries(self) -> AbstractContextManager[Sequence[RecordedQuery]]:
+        """Record every statement sent on these engines while inside, from any thread:
+        to see what a block of code asks of the database, or to assert how many
+        queries it makes::
+
+            with core.record_queries() as queries:
+                send_overdue_reminders(core, now)
+            assert len(queries) == 3
+
+        Yields the list the queries are appended to as they run. Nothing is recorded,
+        and nothing is spent, outside the block.
+        """
+        return recording(self.engines.values())
 
     def create_all(self, bind_key: BindKeys = "__all__") -> None:
         """Create the tables of the given binds that do not exist yet.
