@@ -29,6 +29,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 from ._record_queries import app_context_queries
 from .core import BindKeys
 from .core import DatabaseCore
+from .core import HealthReport
 from .core import ModelBase
 from .core import Pagination
 from .core import RecordedQuery
@@ -238,6 +239,22 @@ class Database:
         :param app: The app whose engines to record; default: the current app.
         """
         return self._state("'db.record_queries()'", app).core.record_queries()
+
+    def check_health(self, timeout: float = 2.0) -> HealthReport:
+        """Check that each of the current app's databases answers within ``timeout``
+        seconds: for a readiness probe. Never raises for a database that is down::
+
+            @app.get("/healthz")
+            def healthz() -> ResponseReturnValue:
+                report = db.check_health(timeout=1.0)
+                return report.as_dict(), 200 if report.ok else 503
+
+        See :meth:`DatabaseCore.check_health
+        <flask_typed_db.core.DatabaseCore.check_health>`.
+
+        :raises ValueError: If ``timeout`` is not positive.
+        """
+        return self._state("'db.check_health()'").core.check_health(timeout)
 
     # -- Queries in views ------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from ._database import ModelBase
 from ._database import metadatas_of
 from ._engine import apply_backend_defaults
 from ._engine import create_engine
+from ._health import BindHealth
+from ._health import HealthReport
 from ._isolation import LazyLoadError
 from ._pagination import Pagination
 from ._pagination import paginate
@@ -22,10 +24,12 @@ from ._recording import RecordedQuery
 from ._session import RoutingSession
 
 __all__ = [
+    "BindHealth",
     "BindKeys",
     "BindSpec",
     "ConfigWarning",
     "DatabaseCore",
+    "HealthReport",
     "LazyLoadError",
     "ModelBase",
     "Pagination",

@@ -26,6 +26,8 @@ from ._config import describe_bind
 from ._config import missing_bind_message
 from ._config import read_config
 from ._engine import create_engine
+from ._health import HealthChecker
+from ._health import HealthReport
 from ._isolation import isolated
 from ._recording import RecordedQuery
 from ._recording import recording
@@ -129,6 +131,7 @@ class DatabaseCore:
         self.sessionmaker: _sessionmaker[Session] = _sessionmaker(
             bind=engines.get(None), class_=session_class, engines=self.engines, **session_options
         )
+        self._health = HealthChecker(self.engines)
 
     @property
     def engine(self) -> sa.Engine:
@@ -188,6 +191,19 @@ class DatabaseCore:
         and nothing is spent, outside the block.
         """
         return recording(self.engines.values())
+
+    def check_health(self, timeout: float = 2.0) -> HealthReport:
+        """Check that every bind's database answers a trivial query within ``timeout``
+        seconds, all binds at once, on connections from their pools.
+
+        Never raises for a database that is down: the report says which bind failed
+        and why, with URLs' passwords hidden. A check stuck on an unresponsive server
+        is abandoned at the time limit (and not started again until it ends), so keep
+        ``timeout`` under the probe's own.
+
+        :raises ValueError: If ``timeout`` is not positive.
+        """
+        return self._health.check(timeout)
 
     def create_all(self, bind_key: BindKeys = "__all__") -> None:
         """Create the tables of the given binds that do not exist yet.

@@ -1,0 +1,139 @@
+"""Check that every bind's database answers, within a time limit: for readiness probes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import wait
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+
+#: What one check of one bind found: seconds taken, and the error, if any.
+_Outcome = tuple[float, str | None]
+
+
+@dataclass(frozen=True)
+class BindHealth:
+    """Whether one bind's database answered, and how fast."""
+
+    #: The bind key; ``None`` is the default bind.
+    bind_key: str | None
+    #: The bind's URL, with its password hidden.
+    url: str
+    ok: bool
+    #: Seconds until the database answered or failed; the time limit if it did neither.
+    duration: float
+    #: Why the check failed: the driver's error, first line, without the password.
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The result of one :meth:`DatabaseCore.check_health
+    <flask_typed_db.core.DatabaseCore.check_health>`: one :class:`BindHealth` per bind.
+    """
+
+    binds: tuple[BindHealth, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every bind's database answered."""
+        return all(bind.ok for bind in self.binds)
+
+    def as_dict(self) -> dict[str, object]:
+        """The report as JSON-ready data, for a health endpoint::
+
+        {"ok": false, "binds": [{"bind_key": null, "url": "postgresql://app:***@db/app",
+          "ok": false, "duration": 1.0, "error": "no answer within 1 s"}]}
+        """
+        return {
+            "ok": self.ok,
+            "binds": [
+                {
+                    "bind_key": bind.bind_key,
+                    "url": bind.url,
+                    "ok": bind.ok,
+                    "duration": bind.duration,
+                    "error": bind.error,
+                }
+                for bind in self.binds
+            ],
+        }
+
+
+class HealthChecker:
+    """Checks engines concurrently, each in a daemon thread of its own, and stops
+    waiting at the time limit: a driver stuck on a dead network cannot hold up the
+    probe, nor keep the process from exiting.
+
+    A bind whose previous check is still stuck is reported as failing without starting
+    another, so probes against a hung server never pile up threads.
+    """
+
+    def __init__(self, engines: Mapping[str | None, sa.Engine]) -> None:
+        self._engines = engines
+        self._running: dict[str | None, Future[_Outcome]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, timeout: float) -> HealthReport:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}.")
+        started = time.perf_counter()
+        with self._lock:
+            checks = {key: self._start(key, engine) for key, engine in self._engines.items()}
+        wait([future for future, _ in checks.values()], timeout=timeout)
+        binds: list[BindHealth] = []
+        for key, (future, is_new) in checks.items():
+            url = self._engines[key].url.render_as_string(hide_password=True)
+            if future.done():
+                duration, error = future.result()
+            elif is_new:
+                error, duration = f"no answer within {timeout:g} s", timeout
+            else:
+                error = "the previous check has not finished: the database does not answer"
+                duration = time.perf_counter() - started
+            binds.append(BindHealth(key, url, error is None, duration, error))
+        return HealthReport(tuple(binds))
+
+    def _start(self, key: str | None, engine: sa.Engine) -> tuple[Future[_Outcome], bool]:
+        previous = self._running.get(key)
+        if previous is not None and not previous.done():
+            return previous, False
+        future: Future[_Outcome] = Future()
+        future.set_running_or_notify_cancel()
+        self._running[key] = future
+        threading.Thread(
+            target=_ping,
+            args=(engine, future),
+            name=f"flask-typed-db health check ({key or 'default'})",
+            daemon=True,
+        ).start()
+        return future, True
+
+
+def _ping(engine: sa.Engine, future: Future[_Outcome]) -> None:
+    """Run the cheapest query there is on a pooled connection; resolve ``future``
+    with how long it took and ``None``, or the reason it failed.
+    """
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.select(sa.literal(1))).scalar_one()
+    except Exception as exc:  # any failure means the bind is not usable
+        error = _describe(exc, engine.url)
+    future.set_result((time.perf_counter() - started, error))
+
+
+def _describe(exc: Exception, url: sa.URL) -> str:
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+    # Drivers rarely repeat the password, but a health endpoint may be public.
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return text
