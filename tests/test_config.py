@@ -165,11 +165,31 @@ def test_config_warning_points_at_the_callers_line(tmp_path: Path) -> None:
 
 
 def test_unknown_key_without_close_match_warns_without_a_suggestion() -> None:
-    # A Flask-SQLAlchemy 2 key: only the shared "SQLALCHEMY_" is like a supported key.
-    config = {"SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_POOL_SIZE": 5}
-    with pytest.warns(ConfigWarning, match="'SQLALCHEMY_POOL_SIZE'") as records:
+    # Only the shared "SQLALCHEMY_" is like a supported key.
+    config = {"SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_XYZZY": 5}
+    with pytest.warns(ConfigWarning, match="'SQLALCHEMY_XYZZY'") as records:
         read_config(config)
     assert "Did you mean" not in str(records[0].message)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "advice"),
+    [
+        ("SQLALCHEMY_POOL_SIZE", 5, """set 'SQLALCHEMY_ENGINE_OPTIONS["pool_size"]' instead"""),
+        ("SQLALCHEMY_MAX_OVERFLOW", 0, """'SQLALCHEMY_ENGINE_OPTIONS["max_overflow"]'"""),
+        ("SQLALCHEMY_ENGINES", {"default": "sqlite://"}, "Flask-SQLAlchemy-Lite's key; set"),
+        ("SQLALCHEMY_NATIVE_UNICODE", False, "always returns str"),
+    ],
+)
+def test_keys_of_other_versions_and_extensions_warn_with_what_to_set(
+    key: str, value: object, advice: str
+) -> None:
+    with pytest.warns(ConfigWarning) as records:
+        read_config({"SQLALCHEMY_DATABASE_URI": "sqlite://", key: value})
+    (record,) = records
+    message = str(record.message)
+    assert message.startswith(f"{key!r} is ignored: ")
+    assert advice in message
 
 
 def test_unsupported_flask_sqlalchemy_key_warns_only_when_switched_on() -> None:

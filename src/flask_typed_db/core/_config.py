@@ -38,6 +38,20 @@ UNSUPPORTED_KEYS = {
     " use SQLAlchemy's own session events instead",
 }
 
+#: Keys of Flask-SQLAlchemy 2 and Flask-SQLAlchemy-Lite that this package does not
+#: read, and what to set instead. Setting one at all warns: it was set to be obeyed.
+MOVED_KEYS = {
+    "SQLALCHEMY_ENGINES": "that is Flask-SQLAlchemy-Lite's key; set"
+    " 'SQLALCHEMY_DATABASE_URI' to its \"default\" engine and 'SQLALCHEMY_BINDS' to the"
+    " others",
+    "SQLALCHEMY_ASYNC_ENGINES": "asyncio engines are not supported",
+    "SQLALCHEMY_POOL_SIZE": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"pool_size\"]' instead",
+    "SQLALCHEMY_POOL_TIMEOUT": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"pool_timeout\"]' instead",
+    "SQLALCHEMY_POOL_RECYCLE": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"pool_recycle\"]' instead",
+    "SQLALCHEMY_MAX_OVERFLOW": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"max_overflow\"]' instead",
+    "SQLALCHEMY_NATIVE_UNICODE": "SQLAlchemy 2 always returns str; remove it",
+}
+
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
 
@@ -159,6 +173,9 @@ def _warn_about_unknown_keys(config: Mapping[str, Any]) -> None:
         if name in UNSUPPORTED_KEYS:
             if config[name]:
                 _warn(f"{name!r} has no effect: {UNSUPPORTED_KEYS[name]}.")
+            continue
+        if name in MOVED_KEYS:
+            _warn(f"{name!r} is ignored: {MOVED_KEYS[name]}.")
             continue
         # Compare what follows the shared prefix, or every name is "close".
         close = difflib.get_close_matches(name.removeprefix(_PREFIX), _SUFFIXES, n=1)
