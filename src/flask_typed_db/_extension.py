@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Generator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+from typing import ParamSpec
 from typing import TypeVar
 from typing import overload
 
 import sqlalchemy as sa
 from flask import Flask
+from flask import Response
 from flask import abort
 from flask import current_app
 from flask import g
 from flask import has_app_context
 from flask import has_request_context
 from flask import request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.exc import NoResultFound
@@ -27,6 +34,10 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.interfaces import ORMOption
 
 from ._record_queries import app_context_queries
+from ._transactions import committed_by
+from ._transactions import committing
+from ._transactions import is_manual
+from ._transactions import mark_manual
 from .core import BindKeys
 from .core import DatabaseCore
 from .core import HealthReport
@@ -46,6 +57,8 @@ from .core._select import returns_scalars
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MappedClass)
+P = ParamSpec("P")
+V = TypeVar("V", bound=Callable[..., Any])
 
 #: ``app.extensions[_EXTENSION]`` maps each Database registered on the app to its state.
 _EXTENSION = "flask_typed_db"
@@ -128,7 +141,8 @@ class Database:
                 " 'db.init_app(app)' once per app."
             )
         max_per_page = _max_per_page(app.config)
-        record_queries = _record_queries(app.config)
+        record_queries = _bool_config(app.config, "SQLALCHEMY_RECORD_QUERIES")
+        commit_on_success = _bool_config(app.config, "SQLALCHEMY_COMMIT_ON_SUCCESS")
         core = DatabaseCore(
             app.config,
             *self.bases,
@@ -141,6 +155,8 @@ class Database:
             # Like Flask-SQLAlchemy: a query's location is in the app's own package.
             recorder = QueryRecorder(app_context_queries, [app.import_name.partition(".")[0]])
             recorder.attach(core.engines.values())
+        if commit_on_success:
+            app.before_request(self._commit_current_view_on_success)
         app.teardown_appcontext(self._close_session)
         app.shell_context_processor(self._shell_context)
 
@@ -255,6 +271,77 @@ class Database:
         :raises ValueError: If ``timeout`` is not positive.
         """
         return self._state("'db.check_health()'").core.check_health(timeout)
+
+    # -- Units of work in views -------------------------------------------------------
+
+    @overload
+    def commit_on_success(
+        self, view: Callable[P, Awaitable[ResponseReturnValue]]
+    ) -> Callable[P, Awaitable[Response]]: ...
+    @overload
+    def commit_on_success(
+        self, view: Callable[P, ResponseReturnValue]
+    ) -> Callable[P, Response]: ...
+    def commit_on_success(self, view: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorate a view so that :attr:`session` is committed when it succeeds::
+
+            @app.post("/books")
+            @db.commit_on_success
+            def add_book() -> ResponseReturnValue:
+                db.session.add(Book(title=request.form["title"]))
+                return redirect(url_for("list_books"))
+
+        When the view returns a response with a status below 400 (redirects
+        included), the session is committed before the response goes out; if that
+        commit fails, the error propagates as if the view had raised it (your error
+        handlers see it, else the client gets a 500) and nothing is kept. When the
+        view raises, even if an error handler turns that into a response, or returns
+        a 4xx or 5xx status, the session is rolled back at once. The wrapped view
+        returns the :class:`~flask.Response` made of the view's return value.
+
+        ``SQLALCHEMY_COMMIT_ON_SUCCESS = True`` does this for every view of the app;
+        see :meth:`manual_commit` to exempt one.
+        """
+        return committing(view, self._end_unit_of_work, self)
+
+    def manual_commit(self, view: V) -> V:
+        """Exempt a view from ``SQLALCHEMY_COMMIT_ON_SUCCESS``: it commits, or not, by
+        itself, as every view does by default.
+        """
+        return mark_manual(view)
+
+    @contextmanager
+    def transaction(self) -> Generator[Session, None, None]:
+        """A unit of work inside a view on :attr:`session`: commit everything the
+        session holds when the block succeeds, roll back and re-raise when it raises::
+
+            with db.transaction() as session:
+                session.add(Loan(book=book, borrower=name))
+            # committed here
+        """
+        session = self.session
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+
+    @contextmanager
+    def savepoint(self) -> Generator[Session, None, None]:
+        """A SAVEPOINT on :attr:`session`: when the block raises, only its own work is
+        undone, and the exception propagates; when it succeeds, its work stays part of
+        the session's transaction, to be committed with the rest::
+
+            try:
+                with db.savepoint() as session:
+                    session.add(Tag(name=name))
+            except IntegrityError:
+                pass  # the tag exists; everything before the block is still there
+        """
+        session = self.session
+        with session.begin_nested():
+            yield session
 
     # -- Queries in views ------------------------------------------------------------
 
@@ -475,6 +562,38 @@ class Database:
             )
         return state
 
+    def _end_unit_of_work(self, status: int | None) -> None:
+        """Commit the current context's session for a status below 400; roll it back
+        for an error status or a raised exception (``None``).
+        """
+        sessions: dict[Database, Session] | None = g.get(_G_SESSIONS)
+        session = sessions.get(self) if sessions is not None else None
+        if session is None:
+            return
+        if status is None or status >= 400:
+            session.rollback()
+            return
+        try:
+            session.commit()
+        except BaseException:
+            # Nothing of it is kept, and error handlers get a usable session.
+            session.rollback()
+            raise
+
+    def _commit_current_view_on_success(self) -> None:
+        """``before_request`` under ``SQLALCHEMY_COMMIT_ON_SUCCESS``: wrap the view
+        about to run, once. Routes cannot change after the first request, so wrapping
+        views as they are first used covers every view, whenever it was registered.
+        """
+        endpoint = request.endpoint
+        if endpoint is None:
+            return
+        views = current_app.view_functions
+        view = views.get(endpoint)
+        if view is None or is_manual(view) or self in committed_by(view):
+            return
+        views[endpoint] = committing(view, self._end_unit_of_work, self)
+
     def _close_session(self, exc: BaseException | None) -> None:
         sessions: dict[Database, Session] | None = g.get(_G_SESSIONS)
         session = sessions.pop(self, None) if sessions is not None else None
@@ -518,11 +637,11 @@ def _max_per_page(config: Mapping[str, Any]) -> int | None:
     return value
 
 
-def _record_queries(config: Mapping[str, Any]) -> bool:
-    value = config.get("SQLALCHEMY_RECORD_QUERIES", False)
+def _bool_config(config: Mapping[str, Any], key: str) -> bool:
+    value = config.get(key, False)
     if not isinstance(value, bool):
         # A string such as "False" from the environment would otherwise switch it on.
-        raise ValueError(f"'SQLALCHEMY_RECORD_QUERIES' must be True or False, not {value!r}.")
+        raise ValueError(f"{key!r} must be True or False, not {value!r}.")
     return value
 
 

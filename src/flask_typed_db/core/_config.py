@@ -21,10 +21,11 @@ SUPPORTED_KEYS = frozenset(
         "SQLALCHEMY_BINDS",
         "SQLALCHEMY_ENGINE_OPTIONS",
         "SQLALCHEMY_ECHO",
-        # Read by the Flask adapter, not by the core: paginate()'s cap, and query
-        # recording per app context.
+        # Read by the Flask adapter, not by the core: paginate()'s cap, query
+        # recording per app context, and the commit policy of views.
         "SQLALCHEMY_MAX_PER_PAGE",
         "SQLALCHEMY_RECORD_QUERIES",
+        "SQLALCHEMY_COMMIT_ON_SUCCESS",
     }
 )
 
@@ -50,6 +51,8 @@ MOVED_KEYS = {
     "SQLALCHEMY_POOL_RECYCLE": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"pool_recycle\"]' instead",
     "SQLALCHEMY_MAX_OVERFLOW": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"max_overflow\"]' instead",
     "SQLALCHEMY_NATIVE_UNICODE": "SQLAlchemy 2 always returns str; remove it",
+    "SQLALCHEMY_COMMIT_ON_TEARDOWN": "set 'SQLALCHEMY_COMMIT_ON_SUCCESS', which commits"
+    " before the response is sent, not after",
 }
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.pool import StaticPool
@@ -40,6 +41,8 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
         # An in-memory database exists only in its one connection: a child that
         # dropped it would see an empty database, so that pool is left as it is.
         _forkable_engines.add(engine)
+    if url.get_dialect().driver == "pysqlite":
+        event.listen(engine, "savepoint", _begin_before_savepoint)
     return engine
 
 
@@ -93,6 +96,23 @@ def _resolve_sqlite_path(url: URL, root_path: str | os.PathLike[str]) -> URL:
     os.makedirs(root_path, exist_ok=True)
     path = os.path.join(root_path, path)
     return url.set(database=f"file:{path}" if is_uri else path)
+
+
+def _begin_before_savepoint(connection: sa.Connection, name: str | None) -> None:
+    """Make SAVEPOINT on pysqlite nest inside a real transaction.
+
+    The sqlite3 driver (Python 3.11, and 3.12+ by default) begins a transaction only
+    before INSERT, UPDATE and DELETE. A SAVEPOINT after a SELECT would then begin one
+    itself, and releasing it would commit everything: the session's later rollback
+    would undo nothing. Beginning the transaction first keeps SAVEPOINTs nested. With
+    Python 3.12's ``autocommit`` attribute set, the driver's own handling is kept: a
+    transaction is always open (False), or the user asked for none (True).
+    """
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    if getattr(dbapi_connection, "autocommit", None) in {True, False}:
+        return
+    if not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")
 
 
 def _reset_pools_in_child() -> None:
