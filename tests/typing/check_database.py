@@ -7,6 +7,7 @@ leaking into a return type, say) breaks the build.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -14,6 +15,8 @@ from typing import assert_type
 
 import sqlalchemy as sa
 from flask import Flask
+from flask import Response
+from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import Session
@@ -21,8 +24,12 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
 from flask_typed_db import Database
+from flask_typed_db import get_recorded_queries
+from flask_typed_db.core import BindHealth
 from flask_typed_db.core import BindSpec
 from flask_typed_db.core import DatabaseCore
+from flask_typed_db.core import HealthReport
+from flask_typed_db.core import RecordedQuery
 from flask_typed_db.core import read_config
 
 
@@ -77,3 +84,44 @@ def check_core(settings: Mapping[str, object]) -> None:
     assert_type(read_config(settings), dict[str | None, BindSpec])
     with core.test_isolation() as connections:
         assert_type(connections, Mapping[str | None, sa.Connection])
+
+
+def show_user(user_id: int) -> ResponseReturnValue:
+    return {"id": user_id}
+
+
+async def show_user_later(user_id: int) -> ResponseReturnValue:
+    return {"id": user_id}
+
+
+def check_units_of_work(app: Flask) -> None:
+    db = Database(Base, app=app)
+    # The view keeps its parameters; it now returns the Response Flask would make.
+    assert_type(db.commit_on_success(show_user)(1), Response)
+    assert_type(db.commit_on_success(show_user_later)(1), Awaitable[Response])
+    assert_type(db.manual_commit(show_user)(1), ResponseReturnValue)
+    with db.transaction() as session:
+        assert_type(session, Session)
+    with db.savepoint() as session:
+        assert_type(session, Session)
+
+
+def check_operations(app: Flask, settings: Mapping[str, object]) -> None:
+    db = Database(Base, app=app)
+    report = db.check_health(timeout=0.5)
+    assert_type(report, HealthReport)
+    assert_type(report.ok, bool)
+    assert_type(report.binds, tuple[BindHealth, ...])
+    assert_type(report.binds[0].error, str | None)
+    assert_type(report.as_dict(), dict[str, object])
+    with db.record_queries(app) as queries:
+        assert_type(queries, Sequence[RecordedQuery])
+    assert_type(get_recorded_queries(), list[RecordedQuery])
+    query = get_recorded_queries()[0]
+    assert_type(query.statement, str)
+    assert_type(query.duration, float)
+    assert_type(query.location, str)
+    core = DatabaseCore(settings, Base)
+    assert_type(core.check_health(), HealthReport)
+    with core.record_queries() as recorded:
+        assert_type(recorded, Sequence[RecordedQuery])
