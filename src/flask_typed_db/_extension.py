@@ -17,6 +17,7 @@ from typing import TypeVar
 from typing import overload
 
 import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
 from flask import Flask
 from flask import Response
 from flask import abort
@@ -32,6 +33,8 @@ from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.interfaces import ORMOption
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ServiceUnavailable
 
 from ._record_queries import app_context_queries
 from ._transactions import committed_by
@@ -47,6 +50,8 @@ from .core import RecordedQuery
 from .core import metadatas_of
 from .core import paginate
 from .core._database import default_metadata
+from .core._identity import identity_fits
+from .core._identity import needs_check
 from .core._recording import QueryRecorder
 from .core._select import T1
 from .core._select import T2
@@ -157,6 +162,8 @@ class Database:
             recorder.attach(core.engines.values())
         if commit_on_success:
             app.before_request(self._commit_current_view_on_success)
+        if sa_exc.TimeoutError not in app.error_handler_spec[None][None]:
+            app.register_error_handler(sa_exc.TimeoutError, _answer_pool_timeout)
         app.teardown_appcontext(self._close_session)
         app.shell_context_processor(self._shell_context)
 
@@ -364,8 +371,15 @@ class Database:
         :param populate_existing: Refresh an object already in the session.
 
         To lock the row, use :meth:`one_or_404` with ``select(...).with_for_update()``.
+        An integer too large for its primary-key column (``/books/99999999999``) is a
+        404 without a query: sent, it would be a database error on some backends.
         """
-        value = self.session.get(
+        session = self.session
+        if needs_check(ident):
+            dialect = session.get_bind(mapper=sa.inspect(entity)).dialect
+            if not identity_fits(sa.inspect(entity), ident, dialect):
+                abort(404, description=description)
+        value = session.get(
             entity,
             ident,
             options=options,
@@ -614,6 +628,23 @@ class Database:
             for mapper in base.registry.mappers:
                 context[mapper.class_.__name__] = mapper.class_
         return context
+
+
+def _answer_pool_timeout(error: sa_exc.TimeoutError) -> HTTPException | ResponseReturnValue:
+    """A request that got no pooled connection within the pool timeout gets a 503 with
+    ``Retry-After``, through the app's own 503 handlers, rather than a 500: the server
+    is busy, not broken, and load balancers and clients can retry.
+    """
+    current_app.logger.error(
+        "flask-typed-db: no database connection became free within the pool timeout;"
+        " answering 503",
+        exc_info=error,
+    )
+    busy = ServiceUnavailable(
+        "The database is busy: no connection became free in time. Try again shortly.",
+        retry_after=1,
+    )
+    return current_app.handle_http_exception(busy)
 
 
 def _extensions(app: Flask) -> dict[str, Any]:
