@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._extension import Database
+    from ._json import ModelJSONProvider
     from ._record_queries import get_recorded_queries
 
-__all__ = ["Database", "get_recorded_queries"]
+__all__ = ["Database", "ModelJSONProvider", "get_recorded_queries"]
 
 #: Each public name, and the private module (which imports Flask) that defines it.
 _LAZY = {
     "Database": "._extension",
+    "ModelJSONProvider": "._json",
     "get_recorded_queries": "._record_queries",
 }
 

@@ -21,9 +21,12 @@ from ._isolation import LazyLoadError
 from ._pagination import Pagination
 from ._pagination import paginate
 from ._recording import RecordedQuery
+from ._serialize import PRIVATE_INFO_KEY
+from ._serialize import json_default
 from ._session import RoutingSession
 
 __all__ = [
+    "PRIVATE_INFO_KEY",
     "BindHealth",
     "BindKeys",
     "BindSpec",
@@ -37,6 +40,7 @@ __all__ = [
     "RoutingSession",
     "apply_backend_defaults",
     "create_engine",
+    "json_default",
     "metadatas_of",
     "paginate",
     "read_config",
