@@ -51,7 +51,7 @@ bench: $(VENV)/.installed
 $(MIN_VENV)/.installed: pyproject.toml Makefile
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(MIN_VENV)/bin/python -m pip install --quiet -e . --group dev $(MIN_PINS)
+	$(MIN_VENV)/bin/python -m pip install --quiet -e . --group test --group lint $(MIN_PINS)
 	touch $@
 
 # On the oldest versions, the package, its typing assertions and the example must
