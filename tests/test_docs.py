@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging.config
 import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from flask_typed_db import Database
@@ -54,3 +56,69 @@ def test_queries_page_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     listing = client.get("/users?per_page=1&page=2").get_json()
     assert listing == {"users": [{"id": 2, "name": "brian"}], "page": 2, "pages": 2, "total": 2}
     assert client.get("/users?page=3&per_page=1").status_code == 404
+
+
+def test_migrations_page_examples_run_with_both_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Flask-Migrate's env.py would reconfigure the logging of this test process.
+    monkeypatch.setattr(logging.config, "fileConfig", _no_logging_config)
+    namespace = run_examples("migrations.md", monkeypatch)
+
+    def new_app(factory: str, folder: str) -> Flask:
+        """An app from the page's ``factory``, its files (migrations, SQLite) in ``folder``."""
+        monkeypatch.chdir(tmp_path / folder)
+        make = namespace[factory]
+        assert callable(make)
+        app = make()
+        assert isinstance(app, Flask)
+        return app
+
+    def tables(app: Flask, db_name: str, bind_key: str | None = None) -> set[str]:
+        db = namespace[db_name]
+        assert isinstance(db, Database)
+        with app.app_context():
+            return set(sa.inspect(db.get_engine(bind_key)).get_table_names())
+
+    for folder in ("migrate", "migrate-multidb", "alembic", "alembic-multidb"):
+        (tmp_path / folder).mkdir()
+
+    # Flask-Migrate: each command with a new app, as each 'flask' run has.
+    _flask_db(new_app("create_app", "migrate"), "init")
+    _flask_db(new_app("create_app", "migrate"), "migrate", "-m", "Create users")
+    deploy = namespace["deploy"]
+    assert callable(deploy)
+    app = new_app("create_app", "migrate")
+    deploy(app)
+    assert tables(app, "db") == {"user", "alembic_version"}
+    _flask_db(new_app("create_app", "migrate"), "check")
+
+    _flask_db(new_app("create_audited_app", "migrate-multidb"), "init", "--multidb")
+    _flask_db(new_app("create_audited_app", "migrate-multidb"), "migrate", "-m", "Create all")
+    app = new_app("create_audited_app", "migrate-multidb")
+    _flask_db(app, "upgrade")
+    assert tables(app, "audited_db") == {"user", "alembic_version"}
+    assert tables(app, "audited_db", "audit") == {"audit_entry", "alembic_version"}
+
+    # Flask-Alembic: its init_app made the migrations folder.
+    app = new_app("create_alembic_app", "alembic")
+    _flask_db(app, "revision", "Create users")
+    _flask_db(app, "upgrade")
+    assert tables(app, "db") == {"user", "alembic_version"}
+
+    app = new_app("create_audited_alembic_app", "alembic-multidb")
+    _flask_db(app, "revision", "Create all")
+    _flask_db(app, "upgrade")
+    assert tables(app, "audited_db") == {"user", "alembic_version"}
+    assert tables(app, "audited_db", "audit") == {"audit_entry", "alembic_version"}
+
+
+def _no_logging_config(*args: object, **kwargs: object) -> None:
+    """Stands in for ``logging.config.fileConfig``."""
+
+
+def _flask_db(app: Flask, *args: str) -> None:
+    """Run ``flask db ARGS...`` as the ``flask`` command does, in an app context."""
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["db", *args])
+    assert result.exit_code == 0, result.output

@@ -67,6 +67,8 @@ V = TypeVar("V", bound=Callable[..., Any])
 
 #: ``app.extensions[_EXTENSION]`` maps each Database registered on the app to its state.
 _EXTENSION = "flask_typed_db"
+#: The ``app.extensions`` key Flask-SQLAlchemy uses, where other tools find it.
+_SQLALCHEMY_EXTENSION = "sqlalchemy"
 #: ``g`` attribute holding the sessions made in the current app context, per Database.
 _G_SESSIONS = "_flask_typed_db_sessions"
 
@@ -160,6 +162,10 @@ class Database:
             # Like Flask-SQLAlchemy: a query's location is in the app's own package.
             recorder = QueryRecorder(app_context_queries, [app.import_name.partition(".")[0]])
             recorder.attach(core.engines.values())
+        # Where Flask-Alembic and other tools look for the app's SQLAlchemy
+        # integration ('metadata', 'engines', 'engine'). The first Database wins, and
+        # an existing entry (Flask-SQLAlchemy's, during a move) is left alone.
+        _extensions(app).setdefault(_SQLALCHEMY_EXTENSION, self)
         if commit_on_success:
             app.before_request(self._commit_current_view_on_success)
         if sa_exc.TimeoutError not in app.error_handler_spec[None][None]:
