@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging.config
 import re
 import sys
@@ -12,10 +13,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from bookshelf.models import Book
 from flask_typed_db import Database
 
 DOCS = Path(__file__).parent.parent / "docs"
 CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+JSON_BLOCK = re.compile(r"^```json\n(.*?)^```", re.MULTILINE | re.DOTALL)
+TEXT_BLOCK = re.compile(r"^```text\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def run_examples(page: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
@@ -56,6 +60,42 @@ def test_queries_page_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     listing = client.get("/users?per_page=1&page=2").get_json()
     assert listing == {"users": [{"id": 2, "name": "brian"}], "page": 2, "pages": 2, "total": 2}
     assert client.get("/users?page=3&per_page=1").status_code == 404
+
+
+def test_json_page_examples_run_and_show_what_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace = run_examples("json.md", monkeypatch)
+    app = namespace["app"]
+    assert isinstance(app, Flask)
+    text = (DOCS / "json.md").read_text(encoding="utf-8")
+    # The page's JSON blocks show the responses, in this order.
+    shown = [json.loads(block) for block in JSON_BLOCK.findall(text)]
+    client = app.test_client()
+
+    assert [
+        client.get("/books/1").get_json(),
+        client.get("/authors/1").get_json(),
+        client.get("/books?per_page=1").get_json(),
+    ] == shown
+    assert namespace["private_json"] == '{"email": "ada@example.org", "id": 1}'
+    assert namespace["catalogue_json"] == '{"loan_period": 1209600.0}'
+    # The worker loaded the books alone, by title: as the author's books are shown.
+    assert json.loads(str(namespace["payload"])) == shown[1]["books"]
+    reprinted = client.post("/books/2/reprint").get_json()
+    assert reprinted == {**shown[1]["books"][0], "year": 2024}
+
+    # The error the page shows, for the view without its refresh().
+    db = namespace["db"]
+    assert isinstance(db, Database)
+    with app.app_context():
+        book = db.session.get(Book, 1)
+        db.session.commit()
+        with pytest.raises(ValueError, match=r"^Cannot serialize Book") as info:
+            app.json.dumps(book)
+    shown_error = " ".join(TEXT_BLOCK.findall(text)[0].split())
+    assert shown_error == f"ValueError: {info.value}"
 
 
 def test_migrations_page_examples_run_with_both_tools(
