@@ -1,8 +1,9 @@
 """Fixtures for the bookshelf example's tests: an app and a worker core per database.
 
-Each backend's tables are created once; every test runs in test isolation (the
-package's own pytest plugin for the app, ``DatabaseCore.test_isolation()`` for the
-worker), so a test's commits never reach the next test.
+Each backend's tables are created once, by the example's migrations; every test runs
+in test isolation (the package's own pytest plugin for the app,
+``DatabaseCore.test_isolation()`` for the worker), so a test's commits never reach the
+next test.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_migrate import upgrade
 
 from bookshelf.app import create_app
 from bookshelf.app import db
@@ -24,14 +26,15 @@ from flask_typed_db.core import DatabaseCore
 
 @pytest.fixture(scope="package")
 def app(package_database_url: str) -> Iterator[Flask]:
-    """The bookshelf app on each backend, its tables created once for the package.
+    """The bookshelf app on each backend, its tables created once for the package by
+    its migrations (``flask db upgrade``), so every test here also runs them.
 
     With the ``db`` fixture below, this is the pair the flask-typed-db pytest plugin
     asks for: tests take ``isolated_db`` and whatever they commit is rolled back.
     """
     app = create_app({"SQLALCHEMY_DATABASE_URI": package_database_url, "TESTING": True})
     with app.app_context():
-        db.create_all()
+        upgrade()
     yield app
     with app.app_context():
         for engine in db.engines.values():
@@ -60,10 +63,9 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture(scope="package")
-def worker_core(package_database_url: str) -> Iterator[DatabaseCore]:
-    """The worker's DatabaseCore on each backend, tables created once for the package."""
+def worker_core(app: Flask, package_database_url: str) -> Iterator[DatabaseCore]:
+    """The worker's DatabaseCore on each backend, on the tables :func:`app` made."""
     with DatabaseCore({"SQLALCHEMY_DATABASE_URI": package_database_url}, Base) as core:
-        core.create_all()
         yield core
 
 

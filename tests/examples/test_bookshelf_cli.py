@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from click.testing import Result
 from flask import Flask
+from flask_migrate import downgrade
+from flask_migrate import stamp
 
+from bookshelf.app import MIGRATIONS_PATH
+from bookshelf.app import create_app
 from bookshelf.app import db
 from bookshelf.models import Author
 from bookshelf.models import Book
@@ -33,10 +42,17 @@ def catalogue(app: Flask) -> tuple[list[str], list[str], list[tuple[str, str]]]:
         return list(authors), list(books), [(isbn, borrower) for isbn, borrower in loans]
 
 
-def test_init_db_creates_the_tables(app: Flask) -> None:
+def revision_of(app: Flask) -> str | None:
+    """The migration revision the app's database records."""
+    with app.app_context(), db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def test_init_db_applies_the_migrations(app: Flask) -> None:
     # Outside test isolation: this test drops and recreates the package's tables.
     with app.app_context():
-        db.drop_all()
+        downgrade(revision="base")
+    assert revision_of(app) is None
 
     result = init_db(app)
 
@@ -44,7 +60,23 @@ def test_init_db_creates_the_tables(app: Flask) -> None:
     with app.app_context():
         tables = sa.inspect(db.engine).get_table_names()
     assert {"authors", "books", "loans"} <= set(tables)
+    assert revision_of(app) == ScriptDirectory(str(MIGRATIONS_PATH)).get_current_head()
     assert catalogue(app) == ([], [], [])
+
+
+def test_init_db_on_tables_made_without_migrations_says_how_to_stamp(tmp_path: Path) -> None:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.sqlite'}"})
+    with app.app_context():
+        db.create_all()  # what 'init-db' did before the example had migrations
+        refused = app.test_cli_runner().invoke(args=["init-db"])
+
+    assert refused.exit_code == 1
+    assert "no migration revision" in refused.output
+    assert "'flask --app bookshelf.app db stamp head'" in refused.output
+
+    with app.app_context():
+        stamp()
+    assert "Tables ready in" in init_db(app).output
 
 
 @pytest.mark.usefixtures("isolated_db")
@@ -88,3 +120,15 @@ def test_init_db_seed_completes_a_partly_seeded_catalogue(app: Flask) -> None:
     assert len(books) == 7
     # Solaris' sample loan belongs to the sample book, which was not added.
     assert "9780156027601" not in [isbn for isbn, _ in loans]
+
+
+@pytest.mark.usefixtures("isolated_db")
+def test_init_db_leaves_the_logging_of_its_process_alone(app: Flask) -> None:
+    # The migrations' env.py configures logging only for the 'flask db' command line.
+    earlier = logging.getLogger("bookshelf.tests.made-before-init-db")
+    root_handlers = list(logging.getLogger().handlers)
+
+    init_db(app)
+
+    assert logging.getLogger().handlers == root_handlers
+    assert not earlier.disabled
