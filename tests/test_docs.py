@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from flask import Flask
 
 from bookshelf.models import Book
 from flask_typed_db import Database
+from flask_typed_db.core import RecordedQuery
 
 DOCS = Path(__file__).parent.parent / "docs"
 CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -162,3 +164,36 @@ def _flask_db(app: Flask, *args: str) -> None:
     with app.app_context():
         result = app.test_cli_runner().invoke(args=["db", *args])
     assert result.exit_code == 0, result.output
+
+
+def test_recording_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace = run_examples("recording.md", monkeypatch)
+    # The page's own asserts ran: one query for the view, located in show_book.
+    queries = namespace["queries"]
+    assert isinstance(queries, list)
+    assert [type(query) for query in cast("list[object]", queries)] == [RecordedQuery]
+
+
+def test_health_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace = run_examples("health.md", monkeypatch)
+    response = namespace["response"]
+    assert getattr(response, "status_code", None) == 503
+
+
+def test_transactions_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace = run_examples("transactions.md", monkeypatch)
+    assert namespace["names"] == ["Poetry", "Essays", "Drama"]
+
+
+def test_migrating_page_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The app's SQLite files go to its instance folder, found from here.
+    monkeypatch.chdir(tmp_path)
+    namespace = run_examples("migrating.md", monkeypatch)
+    db = namespace["db"]
+    assert isinstance(db, Database)
+    app = namespace["app"]
+    assert isinstance(app, Flask)
+    with app.app_context():
+        # Each base's table is in its own bind's database.
+        assert sa.inspect(db.engine).get_table_names() == ["book"]
+        assert sa.inspect(db.get_engine("auth")).get_table_names() == ["user"]
