@@ -155,6 +155,22 @@ def test_metadata_without_a_default_base_points_to_metadatas() -> None:
         _ = db.metadata
 
 
+def test_metadatas_of_a_bind_no_base_declares_says_how_to_declare_it() -> None:
+    db = Database(Base)
+    with pytest.raises(KeyError) as info:
+        _ = db.metadatas["reports"]
+    assert str(info.value) == (
+        """'No model base declares the bind key "reports", so it has no metadata: give a base"""
+        """ metadata = MetaData(info={"bind_key": "reports"}) and pass it to Database or"""
+        """ DatabaseCore.'"""
+    )
+    core = DatabaseCore({"SQLALCHEMY_DATABASE_URI": "sqlite://"}, Base)
+    with pytest.raises(KeyError, match='No model base declares the bind key "reports"'):
+        _ = core.metadatas["reports"]
+    assert dict(db.metadatas) == dict(core.metadatas) == {None: Base.metadata}
+    assert "reports" not in db.metadatas
+
+
 def test_session_class_must_route_binds(instance_path: Path) -> None:
     app = make_app(instance_path, SQLALCHEMY_DATABASE_URI="sqlite://")
     db = Database(Base, session_options={"class_": Session})

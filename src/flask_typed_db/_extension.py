@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 from typing import ParamSpec
 from typing import TypeVar
@@ -49,6 +48,7 @@ from .core import Pagination
 from .core import RecordedQuery
 from .core import metadatas_of
 from .core import paginate
+from .core._database import BindMetadatas
 from .core._database import default_metadata
 from .core._identity import identity_fits
 from .core._identity import needs_check
@@ -129,7 +129,7 @@ class Database:
     ) -> None:
         self.bases = bases
         #: The metadata of each bind key, from the bases; needs no app.
-        self.metadatas: Mapping[str | None, sa.MetaData] = MappingProxyType(metadatas_of(bases))
+        self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(metadatas_of(bases))
         self._engine_options = dict(engine_options or {})
         self._session_options = dict(session_options or {})
         if app is not None:

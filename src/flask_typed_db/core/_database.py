@@ -65,6 +65,37 @@ def metadatas_of(bases: Iterable[ModelBase]) -> dict[str | None, sa.MetaData]:
     return metadatas
 
 
+class BindMetadatas(Mapping[str | None, sa.MetaData]):
+    """The metadata of each bind key, read-only. A key no base declares raises a
+    ``KeyError`` that says so and how to declare it: Flask-Migrate's multi-database
+    template asks for every key in ``SQLALCHEMY_BINDS``.
+    """
+
+    def __init__(self, metadatas: Mapping[str | None, sa.MetaData]) -> None:
+        self._metadatas = dict(metadatas)
+
+    def __getitem__(self, key: str | None) -> sa.MetaData:
+        try:
+            return self._metadatas[key]
+        except KeyError:
+            # KeyError shows its message as a repr: no single quotes to escape in it.
+            name = f'"{key}"'
+            raise KeyError(
+                f"No model base declares the bind key {name}, so it has no metadata: give"
+                f' a base metadata = MetaData(info={{"bind_key": {name}}}) and pass it to'
+                " Database or DatabaseCore."
+            ) from None
+
+    def __iter__(self) -> Iterator[str | None]:
+        return iter(self._metadatas)
+
+    def __len__(self) -> int:
+        return len(self._metadatas)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._metadatas!r})"
+
+
 def default_metadata(metadatas: Mapping[str | None, sa.MetaData]) -> sa.MetaData:
     """The metadata of the default bind, or an error saying how to reach the others."""
     try:
@@ -108,7 +139,7 @@ class DatabaseCore:
         engine_options: Mapping[str, Any] | None = None,
         session_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.metadatas: Mapping[str | None, sa.MetaData] = MappingProxyType(metadatas_of(bases))
+        self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(metadatas_of(bases))
         specs = read_config(config, engine_options)
         for key in self.metadatas:
             if key not in specs:
