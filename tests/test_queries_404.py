@@ -148,6 +148,29 @@ def test_get_or_404_refreshes_a_loaded_entity_only_with_populate_existing() -> N
     assert user.name == "anne"
 
 
+def test_get_or_404_with_for_update_locks_the_row_and_queries_each_time(app: Flask) -> None:
+    with app.app_context(), db.record_queries() as queries:
+        user = db.get_or_404(User, 1, with_for_update=True)
+        # In the session already: with_for_update still asks the database, to lock.
+        assert db.get_or_404(User, 1, with_for_update=True) is user
+        assert db.get_or_404(User, 1) is user
+    assert len(queries) == 2
+    if db_dialect(app) != "sqlite":  # SQLite has no row locks, and no FOR UPDATE
+        assert all("FOR UPDATE" in query.statement for query in queries)
+
+
+@pytest.mark.usefixtures("request_context")
+def test_get_or_404_with_for_update_still_refuses_ids_no_column_holds() -> None:
+    with db.record_queries() as queries, pytest.raises(NotFound):
+        db.get_or_404(User, 2**64, with_for_update=True)
+    assert queries == []
+
+
+def db_dialect(app: Flask) -> str:
+    with app.app_context():
+        return db.engine.dialect.name
+
+
 # first_or_404
 
 

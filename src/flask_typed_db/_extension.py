@@ -366,6 +366,7 @@ class Database:
         description: str | None = None,
         options: Sequence[ORMOption] = (),
         populate_existing: bool = False,
+        with_for_update: bool = False,
     ) -> M:
         """Return the ``entity`` with primary key ``ident``, or abort with 404.
 
@@ -375,8 +376,9 @@ class Database:
         :param description: The 404 page's description.
         :param options: Loader options, e.g. ``[selectinload(User.posts)]``.
         :param populate_existing: Refresh an object already in the session.
+        :param with_for_update: Lock the row (``SELECT ... FOR UPDATE``) until the
+            transaction ends; queried even if the object is in the session already.
 
-        To lock the row, use :meth:`one_or_404` with ``select(...).with_for_update()``.
         An integer too large for its primary-key column (``/books/99999999999``) is a
         404 without a query: sent, it would be a database error on some backends.
         """
@@ -390,6 +392,7 @@ class Database:
             ident,
             options=options,
             populate_existing=populate_existing,
+            with_for_update=True if with_for_update else None,  # type: ignore[arg-type, unused-ignore]  # pyright: ignore[reportArgumentType]  # SQLAlchemy before 2.0.13 types it as ForUpdateArg only
         )
         if value is None:
             abort(404, description=description)

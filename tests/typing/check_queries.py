@@ -46,6 +46,7 @@ db = Database(Base)
 def check_get_or_404() -> None:
     assert_type(db.get_or_404(User, 1), User)
     assert_type(db.get_or_404(User, 1, description="No such user"), User)
+    assert_type(db.get_or_404(User, 1, with_for_update=True), User)
     assert_type(db.get_or_404(Post, (1,), options=[selectinload("*")]), Post)
 
 
