@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -287,3 +288,31 @@ def test_core_record_queries_finds_the_callers_line_without_flask(database_url: 
     assert insert.location.endswith(
         " (test_core_record_queries_finds_the_callers_line_without_flask)"
     )
+
+
+def test_isolation_savepoints_are_not_counted_but_the_codes_own_are_outside_it(
+    database_url: str, instance_path: Path
+) -> None:
+    app, db = make_app(database_url, instance_path)
+
+    @app.post("/")
+    def view() -> str:
+        db.session.get(Item, 1)
+        with db.savepoint():
+            db.session.add(Item(id=2, name="second"))
+        db.session.commit()
+        return ""
+
+    client = app.test_client()
+    with db.test_isolation(app), db.record_queries(app) as isolated:
+        client.post("/")
+    with db.record_queries(app) as plain:
+        client.post("/")
+
+    def kinds(queries: Sequence[RecordedQuery]) -> list[str]:
+        return [query.statement.split()[0].upper() for query in queries]
+
+    # Inside isolation every session joins it with a SAVEPOINT of its own, which the
+    # view does not send outside it: none is recorded there, the view's own included.
+    assert kinds(isolated) == ["SELECT", "INSERT"]
+    assert kinds(plain) == ["SELECT", "SAVEPOINT", "INSERT", "RELEASE"]

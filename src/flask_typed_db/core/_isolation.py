@@ -20,6 +20,9 @@ from sqlalchemy.orm import sessionmaker
 #: The sessionmaker arguments isolation changes, and puts back as they were.
 _CONFIGURED = ("bind", "engines", "join_transaction_mode")
 
+#: The execution option that marks the connections of test isolation.
+ISOLATION_OPTION = "flask_typed_db_test_isolation"
+
 
 class LazyLoadError(AssertionError):
     """A relationship was lazy-loaded while lazy loads were forbidden: load it eagerly
@@ -83,6 +86,8 @@ def _outer_transaction(engine: sa.Engine) -> Generator[sa.Connection, None, None
             " server running, and is the URL in the config right?"
         ) from None
     with connection:
+        # Tells the query recorder which SAVEPOINTs are isolation's, not the code's.
+        connection.execution_options(**{ISOLATION_OPTION: True})
         end_sqlite = _begin_for_savepoints(connection)
         transaction = connection.begin()
         try:

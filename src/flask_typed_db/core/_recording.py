@@ -23,12 +23,18 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import ExecutionContext
 
+from ._isolation import ISOLATION_OPTION
+
 #: Where a recorder puts each query: a function returning the list to append to, or
 #: ``None`` when nothing should be recorded right now (no app context, say).
 Sink = Callable[[], list["RecordedQuery"] | None]
 
 #: The attribute of an ExecutionContext holding when its statement was sent.
 _START = "_flask_typed_db_query_start"
+
+#: SAVEPOINT statements: inside test isolation, the bookkeeping of the sessions joining
+#: its transaction, which the code under test does not send outside isolation.
+_SAVEPOINT_STATEMENTS = frozenset({"savepoint", "release_savepoint", "rollback_to_savepoint"})
 
 #: Packages that are never the "location" of a query: the machinery between the
 #: user's code and the database.
@@ -93,7 +99,7 @@ class QueryRecorder:
     ) -> None:
         end_time = time.perf_counter()
         queries = self._sink()
-        if queries is None:
+        if queries is None or _is_isolation_savepoint(context):
             return
         start_time: float = getattr(context, _START, end_time)
         location = _location(inspect.currentframe(), self._packages)
@@ -111,6 +117,13 @@ def recording(engines: Iterable[sa.Engine]) -> Generator[list[RecordedQuery], No
         yield queries
     finally:
         recorder.detach(engines)
+
+
+def _is_isolation_savepoint(context: ExecutionContext | None) -> bool:
+    if context is None or not context.execution_options.get(ISOLATION_OPTION):
+        return False
+    statement = getattr(context.compiled, "statement", None)
+    return getattr(statement, "__visit_name__", None) in _SAVEPOINT_STATEMENTS
 
 
 def _location(frame: FrameType | None, packages: frozenset[str]) -> str:
