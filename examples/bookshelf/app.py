@@ -100,7 +100,9 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
     """
     if not request.path.startswith(api.url_prefix or "/api"):
         return error
-    return {"error": error.description}, error.code or 500
+    # Keep the error's own headers (Retry-After on a 503, Allow on a 405); the body is new.
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    return {"error": error.description}, error.code or 500, headers
 
 
 @api.get("/books")
@@ -117,7 +119,14 @@ def list_books() -> ResponseReturnValue:
 
 @api.get("/books/<int:book_id>")
 def get_book(book_id: int) -> ResponseReturnValue:
-    return book_json(db.get_or_404(Book, book_id, description=f"Book {book_id} does not exist."))
+    book = db.get_or_404(
+        Book,
+        book_id,
+        # The author and the current loan in the same query: book_json() reads both.
+        options=[joinedload(Book.author), joinedload(Book.current_loan)],
+        description=f"Book {book_id} does not exist.",
+    )
+    return book_json(book)
 
 
 @api.post("/books")
@@ -146,6 +155,9 @@ def create_book() -> ResponseReturnValue:
     except IntegrityError:
         # Also undoes the new author: nothing of a failed request is kept.
         db.session.rollback()
+        if db.session.scalar(sa.select(Book.id).where(Book.isbn == isbn)) is None:
+            # Not the ISBN: another request added the same new author at this moment.
+            abort(409, description=f"Author {author_name!r} was just added; try again.")
         abort(409, description=f"A book with ISBN {isbn} is already in the catalogue.")
     return book_json(book), 201, {"Location": url_for(".get_book", book_id=book.id)}
 
@@ -159,9 +171,8 @@ def lend_book(book_id: int) -> ResponseReturnValue:
     if type(days) is not int or not 1 <= days <= MAX_LOAN_DAYS:
         abort(400, description=f"'days' must be an integer from 1 to {MAX_LOAN_DAYS}.")
     # Lock the book's row so that two requests cannot lend it at once.
-    book = db.one_or_404(
-        sa.select(Book).where(Book.id == book_id).with_for_update(),
-        description=f"Book {book_id} does not exist.",
+    book = db.get_or_404(
+        Book, book_id, with_for_update=True, description=f"Book {book_id} does not exist."
     )
     if book.current_loan is not None:
         abort(409, description=f"{book.title!r} is already on loan.")
@@ -176,9 +187,8 @@ def lend_book(book_id: int) -> ResponseReturnValue:
 
 @api.post("/loans/<int:loan_id>/return")
 def return_loan(loan_id: int) -> ResponseReturnValue:
-    loan = db.one_or_404(
-        sa.select(Loan).where(Loan.id == loan_id).with_for_update(),
-        description=f"Loan {loan_id} does not exist.",
+    loan = db.get_or_404(
+        Loan, loan_id, with_for_update=True, description=f"Loan {loan_id} does not exist."
     )
     if not loan.is_open:
         abort(409, description=f"Loan {loan_id} was already returned.")

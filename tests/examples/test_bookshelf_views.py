@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from bookshelf.app import create_app
@@ -127,6 +129,25 @@ def test_get_book(app: Flask, client: FlaskClient) -> None:
     }
 
 
+def test_get_book_loads_its_author_and_loan_in_one_query(app: Flask, client: FlaskClient) -> None:
+    book_id = add_book(app)
+    assert client.post(f"/api/books/{book_id}/loans", json={"borrower": "Ada"}).status_code == 201
+
+    with db.record_queries(app) as queries:
+        book = json_of(client.get(f"/api/books/{book_id}"))
+
+    assert (book["author"]["name"], book["available"]) == ("Stanisław Lem", False)
+    assert len(queries) == 1
+
+
+def test_api_errors_keep_the_errors_own_headers(client: FlaskClient) -> None:
+    response = client.delete("/api/books/1")
+
+    assert response.status_code == 405
+    assert json_of(response) == {"error": "The method is not allowed for the requested URL."}
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
 def test_missing_book_is_a_json_404(client: FlaskClient) -> None:
     response = client.get("/api/books/404")
 
@@ -211,6 +232,31 @@ def test_duplicate_isbn_is_a_409_and_rolls_back_the_new_author(
     # The author was added in the same failed transaction: it must be gone too.
     with app.app_context():
         assert db.session.scalars(sa.select(Author.name)).all() == ["Stanisław Lem"]
+
+
+def test_an_author_added_by_another_request_meanwhile_is_a_409_that_says_so(
+    tmp_path: Path,
+) -> None:
+    # An app of its own, outside test isolation: another connection must commit.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'race.sqlite'}"})
+    with app.app_context():
+        db.create_all()
+        engine = db.engine
+
+    def add_the_same_author_first(session: Session, *args: object) -> None:
+        # Between the view's lookup of the author and its commit.
+        with engine.begin() as other:
+            other.execute(sa.insert(Author).values(name=DUNE["author"]))
+
+    with app.app_context():
+        event.listen(db.sessionmaker, "before_flush", add_the_same_author_first, once=True)
+    response = app.test_client().post("/api/books", json=DUNE)
+
+    assert response.status_code == 409
+    assert json_of(response) == {"error": "Author 'Frank Herbert' was just added; try again."}
+    assert count_rows(app, Book) == 0
+    with app.app_context():
+        engine.dispose()
 
 
 def test_lend_book(app: Flask, client: FlaskClient) -> None:
