@@ -224,8 +224,26 @@ def test_mariadb_connection_stores_four_byte_characters(
         assert db.session.scalars(sa.select(Book.title)).one() == "Emoji \N{BOOKS}"
 
 
-def test_postgresql_url_and_options_are_left_alone() -> None:
-    url = "postgresql+psycopg://user@db.invalid/app"
-    new_url, options = defaults_for(url, pool_size=3)
+# PostgreSQL
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://user@db.invalid/app", "postgresql+psycopg2://u@db.invalid/a"]
+)
+def test_postgresql_gets_a_connect_timeout_and_nothing_else(url: str) -> None:
+    new_url, options = defaults_for(url, pool_size=3, connect_args={"sslmode": "require"})
     assert new_url == sa.make_url(url)
-    assert options == {"pool_size": 3}
+    assert options == {
+        "pool_size": 3,
+        "connect_args": {"connect_timeout": 10, "sslmode": "require"},
+    }
+
+
+def test_postgresql_keeps_a_connect_timeout_of_the_user() -> None:
+    _, options = defaults_for(
+        "postgresql+psycopg://user@db.invalid/app", connect_args={"connect_timeout": 3}
+    )
+    assert options["connect_args"] == {"connect_timeout": 3}
+    in_url, options = defaults_for("postgresql+psycopg://user@db.invalid/app?connect_timeout=3")
+    assert in_url.query["connect_timeout"] == "3"
+    assert "connect_args" not in options

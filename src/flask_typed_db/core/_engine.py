@@ -63,6 +63,12 @@ def apply_backend_defaults(
             options["connect_args"] = {"check_same_thread": False, **connect_args}
         elif root_path is not None:
             url = _resolve_sqlite_path(url, root_path)
+    elif backend == "postgresql" and url.get_driver_name() in {"psycopg", "psycopg2"}:
+        # libpq waits forever for a server that accepts the connection and never
+        # answers: a request would hang past every timeout. Give up after 10 seconds.
+        if "connect_timeout" not in url.query:
+            connect_args = options.get("connect_args", {})
+            options["connect_args"] = {"connect_timeout": 10, **connect_args}
     elif backend in {"mysql", "mariadb"}:
         # MySQL's "utf8" is a three-byte subset; utf8mb4 stores all of Unicode.
         if "charset" not in url.query:
