@@ -156,6 +156,21 @@ def test_a_password_the_driver_repeats_is_hidden_in_the_report(
     assert secret not in repr(report)
 
 
+def test_a_busy_pool_is_told_apart_from_a_silent_server(tmp_path: Path) -> None:
+    config = {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'busy.sqlite'}",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0, "pool_timeout": 30},
+    }
+    with DatabaseCore(config, Base) as core:
+        with core.engine.connect():
+            (busy,) = core.check_health(timeout=0.2).binds
+        assert busy.error == "no answer within 0.2 s: all 1 pooled connections are in use"
+        # The connection is back: the waiting check gets it, and the next one is ok.
+        for thread in health_threads():
+            thread.join(timeout=10)
+        assert core.check_health(timeout=10).ok
+
+
 @pytest.mark.parametrize("timeout", [0, -1, float("nan")])
 def test_check_health_needs_a_positive_timeout(timeout: float) -> None:
     with (

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
+from sqlalchemy.pool import QueuePool
 
 #: What one check of one bind found: seconds taken, and the error, if any.
 _Outcome = tuple[float, str | None]
@@ -92,7 +93,7 @@ class HealthChecker:
             if future.done():
                 duration, error = future.result()
             elif is_new:
-                error, duration = f"no answer within {timeout:g} s", timeout
+                error, duration = _unanswered(self._engines[key], timeout), timeout
             else:
                 error = "the previous check has not finished: the database does not answer"
                 duration = time.perf_counter() - started
@@ -127,6 +128,20 @@ def _ping(engine: sa.Engine, future: Future[_Outcome]) -> None:
     except Exception as exc:  # any failure means the bind is not usable
         error = _describe(exc, engine.url)
     future.set_result((time.perf_counter() - started, error))
+
+
+def _unanswered(engine: sa.Engine, timeout: float) -> str:
+    """Why a check found no answer in time: a busy pool is said apart from a silent
+    server, since only the first goes away by itself when the requests finish.
+    """
+    pool = engine.pool
+    if isinstance(pool, QueuePool):
+        # QueuePool has no public accessor for its overflow limit; -1 is no limit.
+        max_overflow: int = getattr(pool, "_max_overflow", -1)
+        in_use = pool.checkedout()
+        if max_overflow >= 0 and pool.checkedin() == 0 and in_use >= pool.size() + max_overflow:
+            return f"no answer within {timeout:g} s: all {in_use} pooled connections are in use"
+    return f"no answer within {timeout:g} s"
 
 
 def _describe(exc: Exception, url: sa.URL) -> str:
