@@ -11,7 +11,7 @@ MIN_PINS := flask==3.0.0 werkzeug==3.0.0 sqlalchemy==2.0.0 typing-extensions==4.
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 5000
 
-.PHONY: demo test test-min test-py312 lint typecheck pytest bench clean
+.PHONY: demo test test-min test-py312 test-load lint typecheck pytest bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ $(MIN_VENV)/.installed: pyproject.toml Makefile
 # 3.0.0 and SQLAlchemy 2.0.0 leave parts of their own APIs untyped).
 test-min: $(MIN_VENV)/.installed
 	$(MAKE) typecheck pytest VENV=$(MIN_VENV) TYPECHECK_PATHS="src tests/typing examples"
+
+# The example served by gunicorn on PostgreSQL ($TEST_POSTGRES_URL): a mixed load, faults
+# (PostgreSQL restarted with $TEST_POSTGRES_RESTART, an exhausted pool, a database down at
+# start-up) and bad input. Not part of `make test`: it restarts the server.
+test-load: $(VENV)/.installed
+	$(BIN)/pytest -m load tests/load
 
 # Python 3.12 changed the sqlite3 driver's transactions (its autocommit attribute):
 # run the SQLite test-isolation tests there too. pyenv's 3.12, else python3.12 on PATH.
