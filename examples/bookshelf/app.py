@@ -101,7 +101,11 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
     if not request.path.startswith(api.url_prefix or "/api"):
         return error
     # Keep the error's own headers (Retry-After on a 503, Allow on a 405); the body is new.
-    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    headers = [
+        (name, value)
+        for name, value in error.get_headers()  # pyright: ignore[reportUnknownMemberType]  # Werkzeug 3.0.0 leaves a parameter untyped
+        if name.lower() != "content-type"
+    ]
     return {"error": error.description}, error.code or 500, headers
 
 

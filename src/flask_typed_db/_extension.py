@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import ParamSpec
 from typing import TypeVar
+from typing import cast
 from typing import overload
 
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import class_mapper
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.interfaces import ORMOption
 from werkzeug.exceptions import HTTPException
@@ -384,8 +386,9 @@ class Database:
         """
         session = self.session
         if needs_check(ident):
-            dialect = session.get_bind(mapper=sa.inspect(entity)).dialect
-            if not identity_fits(sa.inspect(entity), ident, dialect):
+            mapper = class_mapper(entity)
+            dialect = session.get_bind(mapper=mapper).dialect
+            if not identity_fits(mapper, ident, dialect):
                 abort(404, description=description)
         value = session.get(
             entity,
@@ -611,7 +614,7 @@ class Database:
         endpoint = request.endpoint
         if endpoint is None:
             return
-        views = current_app.view_functions
+        views = cast("dict[str, Callable[..., Any]]", current_app.view_functions)  # type: ignore[redundant-cast, unused-ignore]  # pyright: ignore[reportUnknownMemberType]  # Flask 3.0 types the values as a bare Callable
         view = views.get(endpoint)
         if view is None or is_manual(view) or self in committed_by(view):
             return

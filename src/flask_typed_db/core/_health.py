@@ -124,7 +124,7 @@ def _ping(engine: sa.Engine, future: Future[_Outcome]) -> None:
     error: str | None = None
     try:
         with engine.connect() as connection:
-            connection.execute(sa.select(sa.literal(1))).scalar_one()
+            connection.execute(sa.select(sa.literal(1, sa.Integer()))).scalar_one()
     except Exception as exc:  # any failure means the bind is not usable
         error = _describe(exc, engine.url)
     future.set_result((time.perf_counter() - started, error))

@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import ExecutionContext
 
 from ._isolation import ISOLATION_OPTION
@@ -95,11 +96,16 @@ class QueryRecorder:
             setattr(context, _START, time.perf_counter())
 
     def _after(
-        self, statement: str, parameters: Any, context: ExecutionContext | None, **_: Any
+        self,
+        conn: Connection,
+        statement: str,
+        parameters: Any,
+        context: ExecutionContext | None,
+        **_: Any,
     ) -> None:
         end_time = time.perf_counter()
         queries = self._sink()
-        if queries is None or _is_isolation_savepoint(context):
+        if queries is None or _is_isolation_savepoint(conn, context):
             return
         start_time: float = getattr(context, _START, end_time)
         location = _location(inspect.currentframe(), self._packages)
@@ -119,8 +125,8 @@ def recording(engines: Iterable[sa.Engine]) -> Generator[list[RecordedQuery], No
         recorder.detach(engines)
 
 
-def _is_isolation_savepoint(context: ExecutionContext | None) -> bool:
-    if context is None or not context.execution_options.get(ISOLATION_OPTION):
+def _is_isolation_savepoint(conn: Connection, context: ExecutionContext | None) -> bool:
+    if context is None or not conn.get_execution_options().get(ISOLATION_OPTION):
         return False
     statement = getattr(context.compiled, "statement", None)
     return getattr(statement, "__visit_name__", None) in _SAVEPOINT_STATEMENTS
