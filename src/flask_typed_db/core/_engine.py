@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import URL
+from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.pool import StaticPool
 
@@ -42,7 +42,7 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
         # dropped it would see an empty database, so that pool is left as it is.
         _forkable_engines.add(engine)
     if url.get_dialect().driver == "pysqlite":
-        event.listen(engine, "savepoint", _begin_before_savepoint)
+        _begin_before_savepoints(engine.dialect)
     return engine
 
 
@@ -104,7 +104,7 @@ def _resolve_sqlite_path(url: URL, root_path: str | os.PathLike[str]) -> URL:
     return url.set(database=f"file:{path}" if is_uri else path)
 
 
-def _begin_before_savepoint(connection: sa.Connection, name: str | None) -> None:
+def _begin_before_savepoints(dialect: Dialect) -> None:
     """Make SAVEPOINT on pysqlite nest inside a real transaction.
 
     The sqlite3 driver (Python 3.11, and 3.12+ by default) begins a transaction only
@@ -113,12 +113,21 @@ def _begin_before_savepoint(connection: sa.Connection, name: str | None) -> None
     would undo nothing. Beginning the transaction first keeps SAVEPOINTs nested. With
     Python 3.12's ``autocommit`` attribute set, the driver's own handling is kept: a
     transaction is always open (False), or the user asked for none (True).
+
+    Done on this engine's own dialect, not with a ``savepoint`` event: any connection
+    event listener sends every statement of the engine through SQLAlchemy's event
+    dispatch, which costs a request more than its own Python work does.
     """
-    dbapi_connection: Any = connection.connection.dbapi_connection
-    if getattr(dbapi_connection, "autocommit", None) in {True, False}:
-        return
-    if not dbapi_connection.in_transaction:
-        dbapi_connection.execute("BEGIN")
+    do_savepoint = dialect.do_savepoint
+
+    def begin_then_savepoint(connection: sa.Connection, name: str) -> None:
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        autocommit = getattr(dbapi_connection, "autocommit", None)
+        if autocommit not in {True, False} and not dbapi_connection.in_transaction:
+            dbapi_connection.execute("BEGIN")
+        do_savepoint(connection, name)
+
+    dialect.do_savepoint = begin_then_savepoint  # type: ignore[method-assign]  # this engine's dialect only
 
 
 def _reset_pools_in_child() -> None:
