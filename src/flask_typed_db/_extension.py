@@ -60,7 +60,6 @@ from .core._select import T2
 from .core._select import MappedClass
 from .core._select import Ts
 from .core._select import execute_select
-from .core._select import returns_scalars
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MappedClass)
@@ -390,13 +389,14 @@ class Database:
             dialect = session.get_bind(mapper=mapper).dialect
             if not identity_fits(mapper, ident, dialect):
                 abort(404, description=description)
-        value = session.get(
-            entity,
-            ident,
-            options=options,
-            populate_existing=populate_existing,
-            with_for_update=True if with_for_update else None,  # type: ignore[arg-type, unused-ignore]  # pyright: ignore[reportArgumentType]  # SQLAlchemy before 2.0.13 types it as ForUpdateArg only
-        )
+        # Only what is switched on: SQLAlchemy 2.1 does extra work for an explicit
+        # populate_existing=False, and before 2.0.13 types with_for_update as ForUpdateArg.
+        switched_on: dict[str, Any] = {}
+        if populate_existing:
+            switched_on["populate_existing"] = True
+        if with_for_update:
+            switched_on["with_for_update"] = True
+        value = session.get(entity, ident, options=options, **switched_on)
         if value is None:
             abort(404, description=description)
         return value
@@ -440,7 +440,7 @@ class Database:
         row = execute_select(self.session, statement).first()
         if row is None:
             abort(404, description=description)
-        return row[0] if returns_scalars(statement) else row
+        return row[0] if len(row) == 1 else row
 
     @overload
     def one_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
@@ -482,7 +482,7 @@ class Database:
             row = execute_select(self.session, statement).one()
         except (NoResultFound, MultipleResultsFound):
             abort(404, description=description)
-        return row[0] if returns_scalars(statement) else row
+        return row[0] if len(row) == 1 else row
 
     @overload
     def paginate(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0

@@ -48,6 +48,8 @@ def needs_check(ident: object) -> bool:
     """Whether ``ident`` holds an integer too large to be sure it fits, without looking
     at the column: the cheap test that keeps ordinary lookups free of the full one.
     """
+    if type(ident) is int:  # the usual case, without the general one's cost
+        return not -_ALWAYS_FITS <= ident <= _ALWAYS_FITS
     return any(_is_large_int(value) for value in _values(ident))
 
 

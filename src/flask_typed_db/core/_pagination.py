@@ -20,7 +20,6 @@ from ._select import T2
 from ._select import Ts
 from ._select import execute_select
 from ._select import merges_rows
-from ._select import returns_scalars
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
@@ -221,7 +220,8 @@ def _fetch_items(
     # No table has more rows than an OFFSET can skip; a larger LIMIT would overflow.
     limited = statement.limit(min(limit, MAX_OFFSET)).offset(offset)
     result = execute_select(session, limited)
-    items = result.scalars().all() if returns_scalars(statement) else result.all()
+    # One entity or column a row: the items are those; several: the rows.
+    items = result.scalars().all() if len(result.keys()) == 1 else result.all()
     return items, merges_rows(result)
 
 

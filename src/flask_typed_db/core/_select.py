@@ -36,15 +36,6 @@ class MappedClass(Protocol):
     __mapper__: ClassVar[Mapper[Any]]
 
 
-def returns_scalars(statement: sa.Select[Any]) -> bool:
-    """Whether each row of ``statement`` is one entity or value, as its type says.
-
-    ``column_descriptions`` has one entry per entity or column selected, which is
-    exactly what the statement's type parameters count.
-    """
-    return len(statement.column_descriptions) == 1
-
-
 def execute_select(session: Session, statement: sa.Select[Any]) -> Result[Any]:
     """Execute ``statement``, with ``unique()`` applied only where SQLAlchemy needs it.
 

@@ -77,13 +77,15 @@ class RoutingSession(Session):
 
 
 def _metadata_of(mapper: Any, clause: ClauseElement | None) -> sa.MetaData | None:
-    if mapper is not None:
+    insp: Any = mapper
+    if mapper is not None and not isinstance(mapper, Mapper):
+        # The Session passes a Mapper; inspect() is for anything else it may pass.
         insp = sa.inspect(mapper, raiseerr=False)
-        if isinstance(insp, Mapper):
-            table = insp.local_table
-            if isinstance(table, sa.Table):
-                return table.metadata
-            return insp.registry.metadata
+    if isinstance(insp, Mapper):
+        table = insp.local_table
+        if isinstance(table, sa.Table):
+            return table.metadata
+        return insp.registry.metadata
     if clause is not None:
         for element in visitors.iterate(clause):
             if isinstance(element, sa.Table) and "bind_key" in element.metadata.info:
