@@ -47,6 +47,7 @@ pytest:
 # TEST_MARIADB_URL to include those servers.
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/isolation.py
+	$(BIN)/python benchmarks/requests_bench.py
 
 $(MIN_VENV)/.installed: pyproject.toml Makefile
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
