@@ -1,8 +1,10 @@
 """Record the SQL an engine sends: the statement, its parameters, when, and from where.
 
-Listeners are attached only while something records, so an engine that records nothing
-pays nothing. Where the records go is the caller's choice: a list for a block of code
-here, the current app context in the Flask adapter.
+Listeners are attached only while something records, so an engine that never records
+pays nothing. (One that did keeps a small cost after the listeners are removed:
+SQLAlchemy sends its statements through event dispatch for good.) Where the records go
+is the caller's choice: a list for a block of code here, the current app context in the
+Flask adapter.
 """
 
 from __future__ import annotations
