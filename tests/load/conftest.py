@@ -96,6 +96,10 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
         problems = server.problems()
         if problems:
             lines = "\n".join(problems)
-            reports.append(f"gunicorn on port {server.port}:\n{lines}\nIts log:\n{server.log()}")
+            # The problems last: a long log is cut from the top in CI's output.
+            reports.append(
+                f"gunicorn on port {server.port} logged:\n{server.log()}\n"
+                f"Problems of gunicorn on port {server.port}:\n{lines}"
+            )
     if reports:
         pytest.fail("\n\n".join(reports), pytrace=False)

@@ -271,20 +271,46 @@ class Gunicorn:
         return found
 
 
-def raised_exceptions(log: str) -> list[str]:
-    """The last line of every traceback in ``log``: ``module.Error: message``.
+#: What Python prints between two tracebacks of one chain: the later exception was
+#: raised ``from`` the earlier one, or while the earlier one was being handled.
+_RAISED_FROM = "The above exception was the direct cause of the following exception:"
+_WHILE_HANDLING = "During handling of the above exception, another exception occurred:"
 
-    A chained exception shows each of its tracebacks, so each link is listed.
+
+def raised_exceptions(log: str) -> list[str]:
+    """The last line of every traceback in ``log`` that reached the logger uncaught:
+    ``module.Error: message``.
+
+    A chained exception shows each of its tracebacks. A link raised ``from`` another
+    (SQLAlchemy's error from the driver's) is listed with its cause; links that were
+    being handled when a later one was raised are not, as the code caught them: a view
+    that catches an ``IntegrityError`` and then finds the server gone lets only the
+    ``OperationalError`` out.
     """
-    found: list[str] = []
     lines = log.splitlines()
-    for index, line in enumerate(lines):
-        if line != "Traceback (most recent call last):":
-            continue
-        for following in lines[index + 1 :]:
-            if following and not following[0].isspace():
-                found.append(following)
-                break
+    starts = [
+        index for index, line in enumerate(lines) if line == "Traceback (most recent call last):"
+    ]
+    # Each traceback's last line, and how it joins the next traceback: Python puts a
+    # blank line, the separator and a blank line before a chain's next traceback.
+    links: list[tuple[str, str | None]] = []
+    for start, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+        exception = next(
+            (line for line in lines[start + 1 : end] if line and not line[0].isspace()), ""
+        )
+        separator = lines[end - 2] if end < len(lines) else None
+        links.append(
+            (exception, separator if separator in {_RAISED_FROM, _WHILE_HANDLING} else None)
+        )
+    found: list[str] = []
+    chain: list[str] = []
+    for exception, separator in links:
+        chain.append(exception)
+        if separator == _WHILE_HANDLING:
+            chain = []
+        elif separator is None:
+            found.extend(chain)
+            chain = []
     return found
 
 
