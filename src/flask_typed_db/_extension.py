@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import class_mapper
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.interfaces import ORMOption
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import ServiceUnavailable
 
@@ -554,8 +555,9 @@ class Database:
         """
         if max_per_page is None:
             max_per_page = self._state("'db.paginate()'").max_per_page
-        page = _page_arg(page, "page", 1, error_out)
-        per_page = _page_arg(per_page, "per_page", DEFAULT_PER_PAGE, error_out)
+        args = request.args if has_request_context() else None
+        page = _page_arg(page, args, "page", 1, error_out)
+        per_page = _page_arg(per_page, args, "per_page", DEFAULT_PER_PAGE, error_out)
         if max_per_page is not None:
             per_page = min(per_page, max_per_page)
         pagination = paginate(self.session, statement, page=page, per_page=per_page, count=count)
@@ -688,12 +690,19 @@ def _bool_config(config: Mapping[str, Any], key: str) -> bool:
     return value
 
 
-def _page_arg(value: int | None, name: str, default: int, error_out: bool) -> int:
-    """``value``, or the request's ``name`` query argument, as a positive integer."""
+def _page_arg(
+    value: int | None,
+    args: MultiDict[str, str] | None,
+    name: str,
+    default: int,
+    error_out: bool,
+) -> int:
+    """``value``, or the query argument ``name`` in ``args``, as a positive integer."""
     if value is None:
-        raw = request.args.get(name) if has_request_context() else None
-        if raw is None:
+        # Not args.get(): for a missing key it raises and catches a KeyError.
+        if args is None or name not in args:
             return default
+        raw = args[name]
         # Plain ASCII digits only: int() would also take "+1", " 1" and other scripts' digits.
         digits = raw.lstrip("0") if raw.isascii() and raw.isdigit() else ""
         # Past every page there is; as a per_page, lowered to max_per_page.

@@ -225,6 +225,11 @@ def _fetch_items(
     return items, merges_rows(result)
 
 
+#: ``SELECT count(*)``, built once: statements are immutable, and building
+#: ``func.count()`` takes longer than running the whole count on SQLite.
+_COUNT = sa.select(sa.func.count())
+
+
 def _count(session: Session, statement: Any) -> int:
     counted = statement.order_by(None).subquery()
-    return session.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
+    return session.execute(_COUNT.select_from(counted)).scalar_one()
