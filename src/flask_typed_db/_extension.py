@@ -390,14 +390,18 @@ class Database:
             dialect = session.get_bind(mapper=mapper).dialect
             if not identity_fits(mapper, ident, dialect):
                 abort(404, description=description)
-        # Only what is switched on: SQLAlchemy 2.1 does extra work for an explicit
-        # populate_existing=False, and before 2.0.13 types with_for_update as ForUpdateArg.
-        switched_on: dict[str, Any] = {}
-        if populate_existing:
-            switched_on["populate_existing"] = True
-        if with_for_update:
-            switched_on["with_for_update"] = True
-        value = session.get(entity, ident, options=options, **switched_on)
+        if populate_existing or with_for_update:
+            # Only what is switched on: SQLAlchemy 2.1 does extra work for an explicit
+            # populate_existing=False, and before 2.0.13 types with_for_update as
+            # ForUpdateArg.
+            switched_on: dict[str, Any] = {}
+            if populate_existing:
+                switched_on["populate_existing"] = True
+            if with_for_update:
+                switched_on["with_for_update"] = True
+            value = session.get(entity, ident, options=options, **switched_on)
+        else:
+            value = session.get(entity, ident, options=options)
         if value is None:
             abort(404, description=description)
         return value
@@ -668,7 +672,10 @@ def _extensions(app: Flask) -> dict[str, Any]:
 
 def _states(app: Flask) -> dict[Database, _AppState]:
     """The state of each Database registered on ``app``, kept in ``app.extensions``."""
-    states: dict[Database, _AppState] = _extensions(app).setdefault(_EXTENSION, {})
+    extensions = _extensions(app)
+    states: dict[Database, _AppState] | None = extensions.get(_EXTENSION)
+    if states is None:
+        states = extensions[_EXTENSION] = {}
     return states
 
 
