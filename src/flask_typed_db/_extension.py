@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Generator
@@ -71,8 +72,10 @@ V = TypeVar("V", bound=Callable[..., Any])
 _EXTENSION = "flask_typed_db"
 #: The ``app.extensions`` key Flask-SQLAlchemy uses, where other tools find it.
 _SQLALCHEMY_EXTENSION = "sqlalchemy"
-#: ``g`` attribute holding the sessions made in the current app context, per Database.
-_G_SESSIONS = "_flask_typed_db_sessions"
+#: Prefix of the ``g`` attribute that holds a Database's session in the current app
+#: context; a number unique to the Database completes it.
+_G_SESSION_PREFIX = "_flask_typed_db_session_"
+_database_numbers = itertools.count()
 
 #: Flask-SQLAlchemy's page size when neither the call nor the query string gives one.
 DEFAULT_PER_PAGE = 20
@@ -134,6 +137,8 @@ class Database:
         self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(metadatas_of(bases))
         self._engine_options = dict(engine_options or {})
         self._session_options = dict(session_options or {})
+        # Where this Database's session lives on ``g``: one attribute, one lookup.
+        self._g_session = f"{_G_SESSION_PREFIX}{next(_database_numbers)}"
         if app is not None:
             self.init_app(app)
 
@@ -184,13 +189,10 @@ class Database:
         """
         if not has_app_context():
             raise RuntimeError(_NO_APP_CONTEXT.format(what="'db.session'"))
-        sessions: dict[Database, Session] | None = g.get(_G_SESSIONS)
-        if sessions is None:
-            sessions = {}
-            setattr(g, _G_SESSIONS, sessions)
-        session = sessions.get(self)
+        session: Session | None = g.get(self._g_session)
         if session is None:
-            session = sessions[self] = self._state("'db.session'").core.sessionmaker()
+            session = self._state("'db.session'").core.sessionmaker()
+            setattr(g, self._g_session, session)
         return session
 
     @property
@@ -598,8 +600,7 @@ class Database:
         """Commit the current context's session for a status below 400; roll it back
         for an error status or a raised exception (``None``).
         """
-        sessions: dict[Database, Session] | None = g.get(_G_SESSIONS)
-        session = sessions.get(self) if sessions is not None else None
+        session: Session | None = g.get(self._g_session)
         if session is None:
             return
         if status is None or status >= 400:
@@ -627,8 +628,7 @@ class Database:
         views[endpoint] = committing(view, self._end_unit_of_work, self)
 
     def _close_session(self, exc: BaseException | None) -> None:
-        sessions: dict[Database, Session] | None = g.get(_G_SESSIONS)
-        session = sessions.pop(self, None) if sessions is not None else None
+        session: Session | None = g.pop(self._g_session, None)
         if session is None:
             return
         try:
