@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import http.client
+import itertools
 import json
 import os
 import re
@@ -294,7 +295,7 @@ def raised_exceptions(log: str) -> list[str]:
     # Each traceback's last line, and how it joins the next traceback: Python puts a
     # blank line, the separator and a blank line before a chain's next traceback.
     links: list[tuple[str, str | None]] = []
-    for start, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+    for start, end in itertools.pairwise([*starts, len(lines)]):
         exception = next(
             (line for line in lines[start + 1 : end] if line and not line[0].isspace()), ""
         )

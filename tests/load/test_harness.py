@@ -99,3 +99,8 @@ def test_separate_tracebacks_are_each_listed_with_their_messages() -> None:
         "WrappedError",
     ]
     assert exceptions[0].endswith("CaughtError: first")
+
+
+def test_a_log_without_a_traceback_lists_nothing() -> None:
+    log = "[2026-01-01 00:00:00 +0000] [1] [INFO] Booting worker with pid: 2\nall quiet\n"
+    assert raised_exceptions(log) == []
