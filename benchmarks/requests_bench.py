@@ -1,9 +1,12 @@
 """Per-request cost of flask-typed-db against a hand-written baseline and the field.
 
-Four apps serve the same requests on the same two tables, each through models of its own:
+Five apps serve the same requests on the same two tables, each contender through its own
+models:
 
 - ``baseline``: what a careful team writes by hand: one engine, a ``sessionmaker``,
   a session made on first use, kept on ``flask.g`` and closed at teardown.
+- ``twin``: a second app built by the baseline's own factory: the control. Its ratio to
+  the baseline is what the measurement's noise alone makes of identical code.
 - ``typed-db``: ``flask_typed_db.Database``, with ``db.session``, ``db.get_or_404``
   and ``db.paginate``.
 - ``fsa``: Flask-SQLAlchemy, in its own idioms: ``db.Model``, ``db.session``,
@@ -330,6 +333,7 @@ def lite_app(url: str) -> tuple[Flask, sa.Engine]:
 #: Each contender's app factory, baseline first.
 CONTENDERS: dict[str, Callable[[str], tuple[Flask, sa.Engine]]] = {
     "baseline": baseline_app,
+    "twin": baseline_app,
     "typed-db": typed_db_app,
     "fsa": fsa_app,
     "fsa-lite": lite_app,
@@ -470,7 +474,7 @@ class Result:
 
 
 def measure(url: str, settings: Settings) -> Result:
-    """Build the four apps on ``url``, seed them alike, and measure them."""
+    """Build every contender's app on ``url`` and measure them."""
     apps: dict[str, tuple[Flask, sa.Engine]] = {}
     # Every engine is disposed of and the tables dropped, even if something fails.
     with ExitStack() as cleanup:
@@ -630,8 +634,8 @@ def report(backend: str, result: Result, settings: Settings) -> None:
     print(
         f"{'workload':<10}"
         + "".join(f"{name:>10}" for name in names)
-        + f"{'typed-db/base (middle half)':>30}{'fsa/base':>10}{'lite/base':>10}"
-        + f"{'typed-db/fsa':>13}"
+        + f"{'typed-db/base (middle half)':>30}{'twin/base':>10}{'fsa/base':>10}"
+        + f"{'lite/base':>10}{'typed-db/fsa':>13}"
     )
     for workload in WORKLOADS:
         times = {name: result.times[name][workload.name] for name in names}
@@ -643,6 +647,7 @@ def report(backend: str, result: Result, settings: Settings) -> None:
             + "".join(f"{statistics.median(times[name]) * 1000:>10.1f}" for name in names)
             + f"{ratio(times, 'typed-db', 'baseline'):>14.3f}"
             + f" ({spread[0]:.3f}-{spread[1]:.3f})"
+            + f"{ratio(times, 'twin', 'baseline'):>10.3f}"
             + f"{ratio(times, 'fsa', 'baseline'):>10.3f}"
             + f"{ratio(times, 'fsa-lite', 'baseline'):>10.3f}"
             + f"{ratio(times, 'typed-db', 'fsa'):>13.3f}"
@@ -690,8 +695,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         + ", ".join(f"{package} {version(package)}" for package in packages)
     )
     print(
-        "baseline: hand-written; typed-db: flask-typed-db; fsa: Flask-SQLAlchemy;"
-        " fsa-lite / lite: Flask-SQLAlchemy-Lite. Ratios: medians of per-round ratios."
+        "baseline: hand-written; twin: the baseline again, the control; typed-db:"
+        " flask-typed-db; fsa: Flask-SQLAlchemy; fsa-lite / lite: Flask-SQLAlchemy-Lite."
+        " Ratios: medians of per-round ratios."
     )
     with tempfile.TemporaryDirectory() as directory:
         for backend, url in backends(Path(directory)).items():

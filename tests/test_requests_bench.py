@@ -52,9 +52,12 @@ def test_typed_db_runs_the_statements_the_baseline_runs_minus_the_last_page_coun
     assert statements(result, "typed-db") == TYPED_DB
 
 
-def test_flask_sqlalchemy_and_lite_run_the_statements_the_baseline_runs(result: Result) -> None:
+def test_flask_sqlalchemy_lite_and_the_twin_run_the_statements_the_baseline_runs(
+    result: Result,
+) -> None:
     assert statements(result, "fsa") == BY_HAND
     assert statements(result, "fsa-lite") == BY_HAND
+    assert statements(result, "twin") == BY_HAND
 
 
 def test_typed_db_takes_no_connection_and_no_session_without_database_work(
@@ -123,4 +126,4 @@ def test_quick_run_reports_each_workload_with_its_ratios(
     assert any(line.startswith("sqlite: median µs per request") for line in lines)
     for workload in BY_HAND:
         timing = next(line for line in lines if line.startswith(f"{workload} "))
-        assert len(timing.split()) == 1 + 4 + 5  # name, 4 medians, 4 ratios and a range
+        assert len(timing.split()) == 1 + 5 + 6  # name, 5 medians, 5 ratios and a range
