@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Session
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
@@ -117,6 +120,27 @@ def test_get_or_404_in_a_view_responds_404_with_the_description(app: Flask) -> N
     missing = client.get("/users/99")
     assert missing.status_code == 404
     assert "That user left." in missing.text
+
+
+def test_a_404_from_get_or_404_frees_the_session_at_teardown(app: Flask) -> None:
+    """Flask answers with the NotFound itself, whose traceback holds get_or_404's frame
+    in a reference cycle: the closed session must not be kept until the garbage
+    collector runs.
+    """
+    sessions: list[weakref.ref[Session]] = []
+
+    @app.get("/users/<int:user_id>")
+    def show_user(user_id: int) -> str:
+        sessions.append(weakref.ref(db.session))
+        return db.get_or_404(User, user_id).name
+
+    client = app.test_client()
+    gc.disable()
+    try:
+        assert client.get("/users/99").status_code == 404
+        assert sessions[0]() is None
+    finally:
+        gc.enable()
 
 
 @pytest.mark.usefixtures("request_context")

@@ -386,24 +386,22 @@ class Database:
         An integer too large for its primary-key column (``/books/99999999999``) is a
         404 without a query: sent, it would be a database error on some backends.
         """
-        session = self.session
         if needs_check(ident):
             mapper = class_mapper(entity)
-            dialect = session.get_bind(mapper=mapper).dialect
+            dialect = self.session.get_bind(mapper=mapper).dialect
             if not identity_fits(mapper, ident, dialect):
                 abort(404, description=description)
-        if populate_existing or with_for_update:
-            # Only what is switched on: SQLAlchemy 2.1 does extra work for an explicit
-            # populate_existing=False, and before 2.0.13 types with_for_update as
-            # ForUpdateArg.
-            switched_on: dict[str, Any] = {}
-            if populate_existing:
-                switched_on["populate_existing"] = True
-            if with_for_update:
-                switched_on["with_for_update"] = True
-            value = session.get(entity, ident, options=options, **switched_on)
-        else:
-            value = session.get(entity, ident, options=options)
+        # Only what is switched on: SQLAlchemy 2.1 does extra work for an explicit
+        # populate_existing=False, and before 2.0.13 types with_for_update as ForUpdateArg.
+        switched_on: dict[str, Any] = {}
+        if populate_existing:
+            switched_on["populate_existing"] = True
+        if with_for_update:
+            switched_on["with_for_update"] = True
+        # No local variable holds the session when abort() raises: Flask answers with
+        # the exception itself, whose traceback keeps this frame alive until the
+        # garbage collector runs, and would keep the closed session with it.
+        value = self.session.get(entity, ident, options=options, **switched_on)
         if value is None:
             abort(404, description=description)
         return value
