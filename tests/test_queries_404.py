@@ -122,17 +122,20 @@ def test_get_or_404_in_a_view_responds_404_with_the_description(app: Flask) -> N
     assert "That user left." in missing.text
 
 
-def test_a_404_from_get_or_404_frees_the_session_at_teardown(app: Flask) -> None:
-    """Flask answers with the NotFound itself, whose traceback holds get_or_404's frame
-    in a reference cycle: the closed session must not be kept until the garbage
-    collector runs.
+@pytest.mark.parametrize("helper", ["get_or_404", "one_or_404"])
+def test_a_404_frees_the_session_at_teardown(app: Flask, helper: str) -> None:
+    """Flask answers with the NotFound itself, whose traceback holds the helper's frame
+    (and any exception it was raised while handling) in a reference cycle: the closed
+    session must not be kept until the garbage collector runs.
     """
     sessions: list[weakref.ref[Session]] = []
 
     @app.get("/users/<int:user_id>")
     def show_user(user_id: int) -> str:
         sessions.append(weakref.ref(db.session))
-        return db.get_or_404(User, user_id).name
+        if helper == "get_or_404":
+            return db.get_or_404(User, user_id).name
+        return db.one_or_404(sa.select(User).where(User.id == user_id)).name
 
     client = app.test_client()
     gc.disable()

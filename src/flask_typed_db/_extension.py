@@ -486,6 +486,11 @@ class Database:
         try:
             row = execute_select(self.session, statement).one()
         except (NoResultFound, MultipleResultsFound):
+            # Aborted outside the except clause: raised inside it, the 404 would carry
+            # SQLAlchemy's error, and through its traceback the result and the session,
+            # until the garbage collector runs (see get_or_404).
+            row = None
+        if row is None:
             abort(404, description=description)
         return row[0] if len(row) == 1 else row
 
