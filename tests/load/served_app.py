@@ -99,11 +99,13 @@ def report_pool(app: Flask) -> None:
         for bind_key, engine in db.engines.items():
             pool = engine.pool
             checked_out = pool.checkedout() if isinstance(pool, QueuePool) else "n/a"
-            print(
-                f"{POOL_REPORT} pid={os.getpid()} bind={bind_key} checked_out={checked_out}",
-                file=sys.stderr,
-                flush=True,
+            # One write, newline included: every worker exits at once onto the same log,
+            # and print() writes the text and its newline apart (unbuffered, as under
+            # PYTHONUNBUFFERED), so two reports could share a line.
+            sys.stderr.write(
+                f"{POOL_REPORT} pid={os.getpid()} bind={bind_key} checked_out={checked_out}\n"
             )
+            sys.stderr.flush()
 
 
 def is_set(config: Mapping[str, object], key: str) -> bool:
