@@ -226,7 +226,7 @@ def _fetch_items(
 
 
 #: ``SELECT count(*)``, built once: statements are immutable, and building
-#: ``func.count()`` takes longer than running the whole count on SQLite.
+#: ``func.count()`` (about 7 µs) costs more than the rest of the count statement.
 _COUNT = sa.select(sa.func.count())
 
 
