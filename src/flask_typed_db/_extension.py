@@ -23,10 +23,9 @@ from flask import Flask
 from flask import Response
 from flask import abort
 from flask import current_app
-from flask import g
-from flask import has_app_context
-from flask import has_request_context
 from flask import request
+from flask.ctx import AppContext
+from flask.globals import app_ctx
 from flask.typing import ResponseReturnValue
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import MultipleResultsFound
@@ -38,6 +37,8 @@ from sqlalchemy.orm.interfaces import ORMOption
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.local import LocalProxy
+from werkzeug.wrappers import Request
 
 from ._record_queries import app_context_queries
 from ._transactions import committed_by
@@ -89,6 +90,15 @@ _NO_APP_CONTEXT = (
     "Working outside of application context: {what} needs the current app. Use it in a"
     " view or CLI command, or push a context with 'with app.app_context():'."
 )
+
+# The objects behind Flask's context proxies, each reached in one call. Every use of a
+# proxy looks the current context up again, and an attribute the proxy class lacks
+# (g.get, current_app.extensions, request.args) first fails an ordinary lookup, which
+# costs an AttributeError: about 2 µs a use, several per request. Werkzeug documents
+# _get_current_object() as the way to reach the object; Flask types its proxies as the
+# objects they stand for, hence the casts.
+_current_app_context = cast("LocalProxy[AppContext]", app_ctx)._get_current_object  # pyright: ignore[reportPrivateUsage]  # public Werkzeug API, despite the underscore
+_current_request = cast("LocalProxy[Request]", request)._get_current_object  # pyright: ignore[reportPrivateUsage]  # public Werkzeug API, despite the underscore
 
 
 @dataclass(frozen=True)
@@ -187,12 +197,11 @@ class Database:
         The same object for the whole context; closed at its teardown, so anything not
         committed is rolled back.
         """
-        if not has_app_context():
-            raise RuntimeError(_NO_APP_CONTEXT.format(what="'db.session'"))
-        session: Session | None = g.get(self._g_session)
+        context = _app_context("'db.session'")
+        session: Session | None = context.g.get(self._g_session)
         if session is None:
-            session = self._state("'db.session'").core.sessionmaker()
-            setattr(g, self._g_session, session)
+            session = self._state_of(context.app, "'db.session'").core.sessionmaker()
+            setattr(context.g, self._g_session, session)
         return session
 
     @property
@@ -564,7 +573,10 @@ class Database:
         """
         if max_per_page is None:
             max_per_page = self._state("'db.paginate()'").max_per_page
-        args = request.args if has_request_context() else None
+        try:
+            args: MultiDict[str, str] | None = _current_request().args
+        except RuntimeError:  # no request: only the arguments given count
+            args = None
         page = _page_arg(page, args, "page", 1, error_out)
         per_page = _page_arg(per_page, args, "per_page", DEFAULT_PER_PAGE, error_out)
         if max_per_page is not None:
@@ -580,20 +592,22 @@ class Database:
 
     def _state(self, what: str, app: Flask | None = None) -> _AppState:
         """This Database's state for ``app``, or for the current app if not given."""
-        if app is not None:
-            registered = _states(app).get(self)
-            if registered is None:
-                raise RuntimeError(
-                    f"The app {app.name!r} is not registered with this Database: call"
-                    f" 'db.init_app(app)' before {what}."
-                )
-            return registered
-        if not has_app_context():
-            raise RuntimeError(_NO_APP_CONTEXT.format(what=what))
-        state = _states(current_app).get(self)
+        if app is None:
+            return self._state_of(_app_context(what).app, what)
+        registered = _states(app).get(self)
+        if registered is None:
+            raise RuntimeError(
+                f"The app {app.name!r} is not registered with this Database: call"
+                f" 'db.init_app(app)' before {what}."
+            )
+        return registered
+
+    def _state_of(self, current: Flask, what: str) -> _AppState:
+        """This Database's state for ``current``, the current app."""
+        state = _states(current).get(self)
         if state is None:
             raise RuntimeError(
-                f"The current app {current_app.name!r} is not registered with this"
+                f"The current app {current.name!r} is not registered with this"
                 f" Database, so {what} has nothing to use. Call 'db.init_app(app)' in the"
                 " app factory."
             )
@@ -603,7 +617,7 @@ class Database:
         """Commit the current context's session for a status below 400; roll it back
         for an error status or a raised exception (``None``).
         """
-        session: Session | None = g.get(self._g_session)
+        session: Session | None = _current_app_context().g.get(self._g_session)
         if session is None:
             return
         if status is None or status >= 400:
@@ -631,7 +645,8 @@ class Database:
         views[endpoint] = committing(view, self._end_unit_of_work, self)
 
     def _close_session(self, exc: BaseException | None) -> None:
-        session: Session | None = g.pop(self._g_session, None)
+        context = _current_app_context()
+        session: Session | None = context.g.pop(self._g_session, None)
         if session is None:
             return
         try:
@@ -641,7 +656,7 @@ class Database:
         except Exception:
             # Teardown must not replace the view's own error; the pool has already
             # invalidated a connection that failed to reset.
-            current_app.logger.exception("flask-typed-db: closing the session failed")
+            context.app.logger.exception("flask-typed-db: closing the session failed")
 
     def _shell_context(self) -> dict[str, object]:
         context: dict[str, object] = {"db": self}
@@ -666,6 +681,14 @@ def _answer_pool_timeout(error: sa_exc.TimeoutError) -> HTTPException | Response
         retry_after=1,
     )
     return current_app.handle_http_exception(busy)
+
+
+def _app_context(what: str) -> AppContext:
+    """The current app context; ``what`` needs one, the error says."""
+    try:
+        return _current_app_context()
+    except RuntimeError:
+        raise RuntimeError(_NO_APP_CONTEXT.format(what=what)) from None
 
 
 def _extensions(app: Flask) -> dict[str, Any]:
