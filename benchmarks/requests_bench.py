@@ -5,8 +5,9 @@ models:
 
 - ``baseline``: what a careful team writes by hand: one engine, a ``sessionmaker``,
   a session made on first use, kept on ``flask.g`` and closed at teardown.
-- ``twin``: a second app built by the baseline's own factory: the control. Its ratio to
-  the baseline is what the measurement's noise alone makes of identical code.
+- ``twin``: a second app built by the baseline's own factory, on model classes of its
+  own: the control. Its ratio to the baseline is what the measurement's noise alone
+  makes of identical code.
 - ``typed-db``: ``flask_typed_db.Database``, with ``db.session``, ``db.get_or_404``
   and ``db.paginate``.
 - ``fsa``: Flask-SQLAlchemy, in its own idioms: ``db.Model``, ``db.session``,
@@ -19,9 +20,14 @@ environ built once by Werkzeug's ``EnvironBuilder``, so the harness adds the sam
 little to every app. Rounds are interleaved: every round times a batch of each
 workload on each app, so drift on the machine hits them alike, and the apps' order
 changes from round to round so that each comes first, and right after each other
-one, equally often. Reported: the median time per request over the rounds, and each
-app's ratio to the baseline (and typed-db's to Flask-SQLAlchemy) as the median of the
-per-round ratios, the baseline timed in the same round.
+one, equally often. The rounds run in several fresh processes in turn, each with its
+own hash seed and memory layout: where CPython's type attribute cache happens to
+collide differs from process to process, and moves one app's time against another's
+by a few percent for the life of a process, which no number of rounds in one process
+averages out. Reported: the median time per request over all rounds, and each app's
+ratio to the baseline (and typed-db's to Flask-SQLAlchemy) as the median of the
+per-round ratios, the baseline timed in the same round; and, for typed-db, the lowest
+and highest of the processes' own medians.
 
 Besides time: SQL statements per request (cursor executes, counted with engine
 events) and commit/rollback calls; pool checkouts and Sessions created by the
@@ -31,7 +37,8 @@ Backends: SQLite (a file) always; PostgreSQL and MariaDB when ``TEST_POSTGRES_UR
 / ``TEST_MARIADB_URL`` are set. The tables are named ``bench_*``; they are dropped
 before and after.
 
-    .venv/bin/python benchmarks/requests_bench.py [--rounds 32] [--batch 40] [--quick]
+    .venv/bin/python benchmarks/requests_bench.py [--processes 8] [--rounds 4] [--batch 40]
+        [--quick]
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -52,6 +61,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import ExitStack
 from contextlib import contextmanager
+from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import replace
 from importlib.metadata import version
@@ -124,6 +134,18 @@ class BaselineNote(NoteColumns, BaselineBase):
     pass
 
 
+class TwinBase(DeclarativeBase):
+    pass
+
+
+class TwinBook(BookColumns, TwinBase):
+    pass
+
+
+class TwinNote(NoteColumns, TwinBase):
+    pass
+
+
 class TypedBase(DeclarativeBase):
     pass
 
@@ -184,8 +206,12 @@ def _note_text() -> str:
     return payload["text"]
 
 
-def baseline_app(url: str) -> tuple[Flask, sa.Engine]:
-    """The hand-written baseline, and its engine."""
+def baseline_app(
+    url: str,
+    book_model: type[BookColumns] = BaselineBook,
+    note_model: type[BaselineNote | TwinNote] = BaselineNote,
+) -> tuple[Flask, sa.Engine]:
+    """The hand-written baseline on ``book_model`` and ``note_model``, and its engine."""
     app = _new_app()
     engine = sa.create_engine(url)
     make_session = sessionmaker(engine)
@@ -204,7 +230,7 @@ def baseline_app(url: str) -> tuple[Flask, sa.Engine]:
 
     @app.get("/books/<int:book_id>")
     def get_book(book_id: int) -> dict[str, object]:
-        book = session().get(BaselineBook, book_id)
+        book = session().get(book_model, book_id)
         if book is None:
             abort(404)
         return {"id": book.id, "title": book.title}
@@ -215,26 +241,31 @@ def baseline_app(url: str) -> tuple[Flask, sa.Engine]:
         if page < 1:
             abort(404)
         books = session().scalars(
-            sa.select(BaselineBook)
-            .order_by(BaselineBook.id)
+            sa.select(book_model)
+            .order_by(book_model.id)
             .limit(PER_PAGE)
             .offset((page - 1) * PER_PAGE)
         )
         titles = [book.title for book in books]
         if not titles and page != 1:
             abort(404)
-        total = session().scalar(sa.select(sa.func.count()).select_from(BaselineBook))
+        total = session().scalar(sa.select(sa.func.count()).select_from(book_model))
         return {"titles": titles, "total": total}
 
     @app.post("/notes")
     def add_note() -> tuple[dict[str, object], int]:
-        note = BaselineNote(text=_note_text())
+        note = note_model(text=_note_text())
         session().add(note)
         session().commit()
         return {"id": note.id}, 201
 
     app.get("/ping")(_ping)
     return app, engine
+
+
+def twin_app(url: str) -> tuple[Flask, sa.Engine]:
+    """The baseline's code again, on model classes of its own, and its engine."""
+    return baseline_app(url, TwinBook, TwinNote)
 
 
 def typed_db_app(url: str) -> tuple[Flask, sa.Engine]:
@@ -333,7 +364,7 @@ def lite_app(url: str) -> tuple[Flask, sa.Engine]:
 #: Each contender's app factory, baseline first.
 CONTENDERS: dict[str, Callable[[str], tuple[Flask, sa.Engine]]] = {
     "baseline": baseline_app,
-    "twin": baseline_app,
+    "twin": twin_app,
     "typed-db": typed_db_app,
     "fsa": fsa_app,
     "fsa-lite": lite_app,
@@ -447,16 +478,23 @@ def counting(engine: sa.Engine, counts: Counts) -> Generator[None, None, None]:
 class Settings:
     """How much to measure."""
 
+    #: Fresh processes the rounds are spread over, one after another.
+    processes: int
+    #: Timed rounds in each process.
     rounds: int
     batch: int
     warmup_rounds: int
+    #: Cycles of every workload for the memory growth (in the first process only).
     memory_cycles: int
 
 
-FULL = Settings(rounds=32, batch=40, warmup_rounds=4, memory_cycles=150)
+FULL = Settings(processes=8, rounds=4, batch=40, warmup_rounds=2, memory_cycles=150)
 #: Every how many cycles (one request of each workload) memory is sampled.
 MEMORY_STEP = 10
-QUICK = Settings(rounds=3, batch=3, warmup_rounds=1, memory_cycles=20)
+QUICK = Settings(processes=2, rounds=3, batch=3, warmup_rounds=1, memory_cycles=20)
+#: The environment variable that makes this script a worker: its settings and URL, as
+#: JSON. Not an argument: a URL's password does not belong on a command line.
+WORKER_VARIABLE = "REQUESTS_BENCH_WORKER"
 
 
 @dataclass(frozen=True)
@@ -473,8 +511,64 @@ class Result:
     checked_out: dict[str, int]
 
 
+def measure_in_processes(url: str, settings: Settings) -> Result:
+    """Measure on ``url`` in ``settings.processes`` fresh processes, one after another,
+    each with its own hash seed: every process times its rounds and counts the
+    statements, the first also measures memory growth.
+    """
+    results = [
+        _run_worker(url, replace(settings, memory_cycles=settings.memory_cycles * (index == 0)))
+        for index in range(settings.processes)
+    ]
+    first = results[0]
+    if any(result.counts != first.counts for result in results):
+        raise RuntimeError("The statements a request runs differ between processes.")
+    times = {
+        name: {
+            workload: [time for result in results for time in result.times[name][workload]]
+            for workload in by_workload
+        }
+        for name, by_workload in first.times.items()
+    }
+    checked_out = {
+        name: max(result.checked_out[name] for result in results) for name in first.checked_out
+    }
+    return Result(times, first.counts, first.memory_growth, checked_out)
+
+
+def _run_worker(url: str, settings: Settings) -> Result:
+    """Run :func:`measure` in a new Python process, and return what it measured."""
+    job = json.dumps({"url": url, "settings": asdict(settings)})
+    # PYTHONHASHSEED unset: each process draws its own seed, as a deployment's would.
+    environ = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
+    finished = subprocess.run(
+        [sys.executable, __file__],
+        env={**environ, WORKER_VARIABLE: job},
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    data = json.loads(finished.stdout.splitlines()[-1])
+    return Result(
+        times=data["times"],
+        counts={
+            name: {workload: Counts(**counts) for workload, counts in by_workload.items()}
+            for name, by_workload in data["counts"].items()
+        },
+        memory_growth=data["memory_growth"],
+        checked_out=data["checked_out"],
+    )
+
+
+def _work(job: str) -> None:
+    """The worker's side of :func:`_run_worker`: measure, and print the result as JSON."""
+    data = json.loads(job)
+    result = measure(data["url"], Settings(**data["settings"]))
+    print(json.dumps(asdict(result)))
+
+
 def measure(url: str, settings: Settings) -> Result:
-    """Build every contender's app on ``url`` and measure them."""
+    """Build every contender's app on ``url`` and measure them in this process."""
     apps: dict[str, tuple[Flask, sa.Engine]] = {}
     # Every engine is disposed of and the tables dropped, even if something fails.
     with ExitStack() as cleanup:
@@ -485,11 +579,11 @@ def measure(url: str, settings: Settings) -> Result:
         # Made and dropped through the baseline's models; every app maps the same tables.
         engine = apps["baseline"][1]
         cleanup.callback(BaselineBase.metadata.drop_all, engine)
-        _create_tables(engine, BaselineBase.metadata)
+        create_tables(engine, BaselineBase.metadata)
         return _measure(apps, [Request.build(workload) for workload in WORKLOADS], settings)
 
 
-def _create_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
+def create_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
     """Make ``metadata``'s tables anew, and give the book table its rows."""
     metadata.drop_all(engine)
     metadata.create_all(engine)
@@ -512,6 +606,7 @@ def _measure(
     memory_growth = {
         name: _memory_growth(app, requests, settings.memory_cycles)
         for name, (app, _) in apps.items()
+        if settings.memory_cycles
     }
     checked_out = {name: _checked_out(engine) for name, (_, engine) in apps.items()}
     return Result(times, counts, memory_growth, checked_out)
@@ -618,36 +713,46 @@ def ratio(times: Mapping[str, Sequence[float]], name: str, over: str) -> float:
     return statistics.median(a / b for a, b in zip(times[name], times[over], strict=True))
 
 
-def quartiles(values: Sequence[float]) -> tuple[float, float]:
-    """The first and third quartiles: the middle half of the values lies between."""
-    first, _, third = statistics.quantiles(values, n=4)
-    return first, third
+def process_range(
+    times: Mapping[str, Sequence[float]], name: str, over: str, rounds: int
+) -> tuple[float, float]:
+    """The lowest and highest of the processes' own ratios, each process having run
+    ``rounds`` rounds: how far the layout of one process can move a ratio.
+    """
+    count = len(times[over])
+    ratios = [
+        ratio({key: times[key][start : start + rounds] for key in (name, over)}, name, over)
+        for start in range(0, count, rounds)
+    ]
+    return min(ratios), max(ratios)
 
 
 def report(backend: str, result: Result, settings: Settings) -> None:
     """Print one backend's tables."""
     names = list(result.times)
+    processes = len(result.times["baseline"][WORKLOADS[0].name]) // settings.rounds
     print(
-        f"\n{backend}: median µs per request, {settings.rounds} interleaved rounds"
-        f" of {settings.batch} requests"
+        f"\n{backend}: median µs per request, {processes} processes x {settings.rounds}"
+        f" interleaved rounds of {settings.batch} requests; in brackets, the lowest and"
+        " highest of the processes' own ratios"
     )
     print(
         f"{'workload':<10}"
         + "".join(f"{name:>10}" for name in names)
-        + f"{'typed-db/base (middle half)':>30}{'twin/base':>10}{'fsa/base':>10}"
+        + f"{'typed-db/base':>26}{'twin/base':>26}{'fsa/base':>10}"
         + f"{'lite/base':>10}{'typed-db/fsa':>13}"
     )
     for workload in WORKLOADS:
         times = {name: result.times[name][workload.name] for name in names}
-        spread = quartiles(
-            [a / b for a, b in zip(times["typed-db"], times["baseline"], strict=True)]
+        ratio_cells = "".join(
+            f"{ratio(times, name, 'baseline'):>10.3f}"
+            + " ({:.3f}-{:.3f})".format(*process_range(times, name, "baseline", settings.rounds))
+            for name in ("typed-db", "twin")
         )
         print(
             f"{workload.name:<10}"
             + "".join(f"{statistics.median(times[name]) * 1000:>10.1f}" for name in names)
-            + f"{ratio(times, 'typed-db', 'baseline'):>14.3f}"
-            + f" ({spread[0]:.3f}-{spread[1]:.3f})"
-            + f"{ratio(times, 'twin', 'baseline'):>10.3f}"
+            + ratio_cells
             + f"{ratio(times, 'fsa', 'baseline'):>10.3f}"
             + f"{ratio(times, 'fsa-lite', 'baseline'):>10.3f}"
             + f"{ratio(times, 'typed-db', 'fsa'):>13.3f}"
@@ -682,27 +787,36 @@ def backends(directory: Path) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Per-request cost against the field.")
-    parser.add_argument("--rounds", type=int, default=FULL.rounds)
+    parser.add_argument("--processes", type=int, default=FULL.processes)
+    parser.add_argument("--rounds", type=int, default=FULL.rounds, help="rounds per process")
     parser.add_argument("--batch", type=int, default=FULL.batch, help="requests per timing")
     parser.add_argument("--quick", action="store_true", help="a few rounds, to smoke-test")
     args = parser.parse_args(argv)
-    if args.rounds < 2 or args.batch < 1:
-        parser.error("--rounds must be 2 or more (a spread needs two), --batch 1 or more")
-    settings = QUICK if args.quick else replace(FULL, rounds=args.rounds, batch=args.batch)
+    if min(args.processes, args.rounds, args.batch) < 1:
+        parser.error("--processes, --rounds and --batch must be 1 or more")
+    settings = (
+        QUICK
+        if args.quick
+        else replace(FULL, processes=args.processes, rounds=args.rounds, batch=args.batch)
+    )
     packages = ("flask", "werkzeug", "sqlalchemy", "flask-sqlalchemy", "flask-sqlalchemy-lite")
     print(
         f"Python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; "
         + ", ".join(f"{package} {version(package)}" for package in packages)
     )
     print(
-        "baseline: hand-written; twin: the baseline again, the control; typed-db:"
+        "baseline: hand-written; twin: the baseline again on its own models, the control;"
+        " typed-db:"
         " flask-typed-db; fsa: Flask-SQLAlchemy; fsa-lite / lite: Flask-SQLAlchemy-Lite."
         " Ratios: medians of per-round ratios."
     )
     with tempfile.TemporaryDirectory() as directory:
         for backend, url in backends(Path(directory)).items():
-            report(backend, measure(url, settings), settings)
+            report(backend, measure_in_processes(url, settings), settings)
 
 
 if __name__ == "__main__":
-    main()
+    if WORKER_VARIABLE in os.environ:
+        _work(os.environ[WORKER_VARIABLE])
+    else:
+        main()

@@ -17,6 +17,7 @@ from itertools import permutations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 # The benchmark compares against these; the oldest-versions venv does not install them.
 pytest.importorskip("flask_sqlalchemy")
@@ -91,9 +92,33 @@ def test_every_app_reads_and_writes_the_same_tables() -> None:
     the file, measured up to 1% slower with the same code.
     """
     rb = requests_bench
-    bases = [rb.BaselineBase, rb.TypedBase, rb.FsaBase, rb.LiteBase]
+    bases = [rb.BaselineBase, rb.TwinBase, rb.TypedBase, rb.FsaBase, rb.LiteBase]
     tables = [sorted(base.metadata.tables) for base in bases]
     assert tables == [["bench_book", "bench_note"]] * len(bases)
+
+
+def test_the_twin_writes_through_model_classes_of_its_own() -> None:
+    """A control on the baseline's classes would share their slots in CPython's type
+    attribute cache, and could not show what a layout of its own does to a time.
+    """
+    app, engine = requests_bench.twin_app("sqlite://")
+    requests_bench.TwinBase.metadata.create_all(engine)
+    inserted: list[object] = []
+
+    def after_insert(mapper: object, connection: object, target: object) -> None:
+        inserted.append(target)
+
+    models = (requests_bench.BaselineNote, requests_bench.TwinNote)
+    for model in models:
+        event.listen(model, "after_insert", after_insert)
+    try:
+        write = next(workload for workload in requests_bench.WORKLOADS if workload.name == "write")
+        requests_bench.Request.build(write).send(app)
+    finally:
+        for model in models:
+            event.remove(model, "after_insert", after_insert)
+        engine.dispose()
+    assert [type(target) for target in inserted] == [requests_bench.TwinNote]
 
 
 def test_a_request_answered_with_another_status_stops_the_run() -> None:
@@ -123,7 +148,28 @@ def test_quick_run_reports_each_workload_with_its_ratios(
         monkeypatch.delenv(variable, raising=False)
     requests_bench.main(["--quick"])
     lines = capsys.readouterr().out.splitlines()
-    assert any(line.startswith("sqlite: median µs per request") for line in lines)
+    assert any(line.startswith("sqlite: median µs per request, 2 processes x 3") for line in lines)
     for workload in BY_HAND:
         timing = next(line for line in lines if line.startswith(f"{workload} "))
-        assert len(timing.split()) == 1 + 5 + 6  # name, 5 medians, 5 ratios and a range
+        # The name, 5 medians, 5 ratios and the range of two of them.
+        assert len(timing.split()) == 1 + 5 + 5 + 2
+
+
+def test_processes_each_time_their_rounds_and_only_the_first_measures_memory(
+    tmp_path: Path,
+) -> None:
+    settings = requests_bench.QUICK
+    merged = requests_bench.measure_in_processes(f"sqlite:///{tmp_path / 'bench.db'}", settings)
+    for contender in requests_bench.CONTENDERS:
+        assert {workload: len(times) for workload, times in merged.times[contender].items()} == (
+            dict.fromkeys(BY_HAND, settings.processes * settings.rounds)
+        )
+    assert statements(merged, "typed-db") == TYPED_DB
+    assert set(merged.memory_growth) == set(requests_bench.CONTENDERS)
+    assert merged.checked_out == dict.fromkeys(requests_bench.CONTENDERS, 0)
+
+
+def test_process_range_is_the_spread_of_the_processes_own_ratios() -> None:
+    # Two processes of two rounds: ratios 1.0 and 1.5 in the first, 2.0 and 3.0 in the second.
+    times = {"typed-db": [1.0, 1.5, 2.0, 3.0], "baseline": [1.0, 1.0, 1.0, 1.0]}
+    assert requests_bench.process_range(times, "typed-db", "baseline", 2) == (1.25, 2.5)
