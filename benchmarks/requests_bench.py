@@ -26,8 +26,8 @@ collide differs from process to process, and moves one app's time against anothe
 by a few percent for the life of a process, which no number of rounds in one process
 averages out. Reported: the median time per request over all rounds, and each app's
 ratio to the baseline (and typed-db's to Flask-SQLAlchemy) as the median of the
-per-round ratios, the baseline timed in the same round; and, for typed-db, the lowest
-and highest of the processes' own medians.
+per-round ratios, the baseline timed in the same round; and, for typed-db and the
+twin, the lowest and highest of the processes' own ratios.
 
 Besides time: SQL statements per request (cursor executes, counted with engine
 events) and commit/rollback calls; pool checkouts and Sessions created by the
