@@ -1,8 +1,11 @@
-"""Engines survive os.fork(): the child connects afresh, the parent keeps its connections."""
+"""Engines and sessions survive os.fork(): the child connects afresh and never touches
+the parent's connections or transaction; the parent keeps its own."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.context
 import os
 import sys
 from collections.abc import Callable
@@ -12,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -118,3 +122,67 @@ def test_forked_child_queries_on_a_fresh_connection_and_parent_keeps_its_own(
         assert texts == ["written by the child"]
         # The parent reused its pooled connection instead of making another.
         assert len(connects_by_pid) == parent_connects
+
+
+def fork_context() -> multiprocessing.context.ForkContext:
+    return multiprocessing.get_context("fork")
+
+
+def test_child_forked_inside_a_request_never_touches_the_parents_transaction(
+    database_url: str, instance_path: Path
+) -> None:
+    db = Database(Base)
+    app = Flask(__name__, instance_path=str(instance_path))
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+    db.init_app(app)
+    with app.app_context():
+        db.create_all()
+    reports: list[dict[str, object]] = []
+
+    @app.post("/notes")
+    def add_note() -> str:
+        parent_session = db.session
+        parent_session.add(Note(text="uncommitted in the parent"))
+        parent_session.flush()
+        parent_backend = backend_id(parent_session.connection())
+        queue: multiprocessing.SimpleQueue[dict[str, object]] = fork_context().SimpleQueue()
+
+        def child() -> None:
+            report: dict[str, object] = {}
+            try:
+                session = db.session
+                report["same_session"] = session is parent_session
+                report["backend"] = backend_id(session.connection())
+                report["rows_seen"] = session.scalar(sa.select(sa.func.count(Note.id)))
+                session.commit()
+                # The parent's own session object, used in the child, must fail
+                # rather than commit the parent's transaction.
+                try:
+                    parent_session.commit()
+                    report["parent_session_commit"] = "committed"
+                except SQLAlchemyError as error:
+                    report["parent_session_commit"] = type(error).__name__
+            except BaseException as error:
+                report["error"] = repr(error)
+            queue.put(report)
+
+        process = fork_context().Process(target=child)
+        process.start()
+        reports.append(queue.get())
+        process.join(timeout=60)
+        assert process.exitcode == 0
+        assert backend_id(parent_session.connection()) == parent_backend
+        raise RuntimeError("the view fails after the child has run")
+
+    app.testing = False
+    response = app.test_client().post("/notes")
+
+    assert response.status_code == 500
+    [report] = reports
+    assert "error" not in report, report
+    assert report["same_session"] is False
+    assert report["rows_seen"] == 0
+    assert report["parent_session_commit"] == "InvalidRequestError"
+    with app.app_context():
+        # The parent's row went with its 500: the child committed nothing of it.
+        assert db.session.scalars(sa.select(Note.text)).all() == []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import sys
+import weakref
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Generator
@@ -77,6 +80,8 @@ _SQLALCHEMY_EXTENSION = "sqlalchemy"
 #: context; a number unique to the Database completes it.
 _G_SESSION_PREFIX = "_flask_typed_db_session_"
 _database_numbers = itertools.count()
+#: Every Database, so that a forked child can give each one a new ``g`` attribute.
+_databases: weakref.WeakSet[Database] = weakref.WeakSet()
 
 #: Flask-SQLAlchemy's page size when neither the call nor the query string gives one.
 DEFAULT_PER_PAGE = 20
@@ -148,7 +153,8 @@ class Database:
         self._engine_options = dict(engine_options or {})
         self._session_options = dict(session_options or {})
         # Where this Database's session lives on ``g``: one attribute, one lookup.
-        self._g_session = f"{_G_SESSION_PREFIX}{next(_database_numbers)}"
+        self._g_session = _new_g_session_attribute()
+        _databases.add(self)
         if app is not None:
             self.init_app(app)
 
@@ -664,6 +670,23 @@ class Database:
             for mapper in base.registry.mappers:
                 context[mapper.class_.__name__] = mapper.class_
         return context
+
+
+def _new_g_session_attribute() -> str:
+    return f"{_G_SESSION_PREFIX}{next(_database_numbers)}"
+
+
+def _forget_parent_sessions() -> None:
+    """In a child forked inside an app context, make :attr:`Database.session` start a
+    new session instead of returning the parent's, which the core has cut from its
+    connection. The parent's session stays on ``g``, unused and never closed here.
+    """
+    for database in list(_databases):
+        database._g_session = _new_g_session_attribute()  # pyright: ignore[reportPrivateUsage]  # this module's own class
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forget_parent_sessions)
 
 
 def _answer_pool_timeout(error: sa_exc.TimeoutError) -> HTTPException | ResponseReturnValue:

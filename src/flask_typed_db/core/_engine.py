@@ -1,10 +1,8 @@
-"""Create engines with the defaults each backend needs, and keep them fork-safe."""
+"""Create engines with the defaults each backend needs."""
 
 from __future__ import annotations
 
 import os
-import sys
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,10 +13,7 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.pool import StaticPool
 
 from ._config import BindSpec
-
-#: Engines whose pools must be reset in a forked child. Weak, so that a disposed and
-#: dropped engine (a test app, say) is not kept alive by the fork hook.
-_forkable_engines: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+from ._fork import make_fork_safe
 
 
 def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = None) -> sa.Engine:
@@ -40,7 +35,7 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
     if not is_sqlite_memory(url):
         # An in-memory database exists only in its one connection: a child that
         # dropped it would see an empty database, so that pool is left as it is.
-        _forkable_engines.add(engine)
+        make_fork_safe(engine)
     if url.get_dialect().driver == "pysqlite":
         _begin_before_savepoints(engine.dialect)
     return engine
@@ -128,14 +123,3 @@ def _begin_before_savepoints(dialect: Dialect) -> None:
         do_savepoint(connection, name)
 
     dialect.do_savepoint = begin_then_savepoint  # type: ignore[method-assign]  # this engine's dialect only
-
-
-def _reset_pools_in_child() -> None:
-    for engine in list(_forkable_engines):
-        # close=False: the sockets belong to the parent too; closing them here would
-        # break the parent's connections. The child just starts a fresh pool.
-        engine.dispose(close=False)
-
-
-if sys.platform != "win32":
-    os.register_at_fork(after_in_child=_reset_pools_in_child)
