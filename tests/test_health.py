@@ -85,25 +85,70 @@ def test_a_failing_bind_is_reported_with_its_reason_and_the_others_stay_ok(
     assert (auth.bind_key, auth.ok) == ("auth", False)
     assert auth.error == "OperationalError: unable to open database file"
     assert default.ok
+    # What a probe returns: the type of the driver's error, no URL.
     data = report.as_dict()
-    assert data["ok"] is False
-    assert data["binds"] == [
-        {
-            "bind_key": "auth",
-            "url": auth.url,
-            "ok": False,
-            "duration": auth.duration,
-            "error": auth.error,
-        },
-        {
-            "bind_key": None,
-            "url": default.url,
-            "ok": True,
-            "duration": default.duration,
-            "error": None,
-        },
-    ]
+    assert data == {
+        "ok": False,
+        "binds": [
+            {
+                "bind_key": "auth",
+                "ok": False,
+                "duration": auth.duration,
+                "error": "OperationalError",
+            },
+            {"bind_key": None, "ok": True, "duration": default.duration, "error": None},
+        ],
+    }
     json.dumps(data)  # ready for a JSON response as it is
+    # What an operator asks for: the URLs and the driver's own words.
+    assert report.as_dict(detail=True) == {
+        "ok": False,
+        "binds": [
+            {
+                "bind_key": "auth",
+                "url": unreachable_sqlite,
+                "ok": False,
+                "duration": auth.duration,
+                "error": "OperationalError: unable to open database file",
+            },
+            {
+                "bind_key": None,
+                "url": default.url,
+                "ok": True,
+                "duration": default.duration,
+                "error": None,
+            },
+        ],
+    }
+
+
+def test_the_report_for_a_probe_names_no_file_host_or_user(
+    tmp_path: Path, unreachable_sqlite: str
+) -> None:
+    # Nothing listens on this port: the driver's error names the host it tried.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql+psycopg://shopkeeper:hunter2@127.0.0.1:{port}/shop"
+    config = {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_BINDS": {"auth": unreachable_sqlite}}
+    with DatabaseCore(config, Base, AuthBase) as core:
+        report = core.check_health(timeout=10)
+    auth, default = report.binds
+    assert default.error is not None
+    assert "127.0.0.1" in default.error  # psycopg says where it tried to connect
+
+    public = report.as_dict()
+    assert public["binds"] == [
+        {"bind_key": "auth", "ok": False, "duration": auth.duration, "error": "OperationalError"},
+        {"bind_key": None, "ok": False, "duration": default.duration, "error": "OperationalError"},
+    ]
+    for revealing in [str(tmp_path), "127.0.0.1", str(port), "shopkeeper", "shop", "sqlite"]:
+        assert revealing not in json.dumps(public)
+    # The operator's view has them all, but the password.
+    detail = json.dumps(report.as_dict(detail=True))
+    for revealing in [str(tmp_path), "127.0.0.1", str(port), "shopkeeper", "Connection refused"]:
+        assert revealing in detail
+    assert "hunter2" not in detail
 
 
 def test_a_hung_server_fails_at_the_time_limit_without_piling_up_threads(
@@ -116,12 +161,15 @@ def test_a_hung_server_fails_at_the_time_limit_without_piling_up_threads(
     (first,) = core.check_health(timeout=0.2).binds
     assert (first.ok, first.error, first.duration) == (False, "no answer within 0.2 s", 0.2)
     assert first.url == f"postgresql+psycopg://app:***@127.0.0.1:{port}/app"
+    # Our own words name nothing of the server: a probe shows them in full.
+    assert first.summary == first.error
     (stuck,) = health_threads()
 
     # The next probe does not start a second check on the server that hangs.
     (second,) = core.check_health(timeout=0.2).binds
     assert not second.ok
     assert second.error == "the previous check has not finished: the database does not answer"
+    assert second.summary == second.error
     assert health_threads() == [stuck]
 
     # Once the server goes away, the stuck check ends, and the next probe checks anew.
@@ -152,7 +200,7 @@ def test_a_password_the_driver_repeats_is_hidden_in_the_report(
     report = core.check_health(timeout=10)
     (bind,) = report.binds
     assert bind.error == "OSError: password *** rejected for user app"
-    assert secret not in json.dumps(report.as_dict())
+    assert secret not in json.dumps(report.as_dict(detail=True))
     assert secret not in repr(report)
 
 
@@ -165,6 +213,7 @@ def test_a_busy_pool_is_told_apart_from_a_silent_server(tmp_path: Path) -> None:
         with core.engine.connect():
             (busy,) = core.check_health(timeout=0.2).binds
         assert busy.error == "no answer within 0.2 s: all 1 pooled connections are in use"
+        assert busy.summary == busy.error
         # The connection is back: the waiting check gets it, and the next one is ok.
         for thread in health_threads():
             thread.join(timeout=10)

@@ -13,8 +13,17 @@ import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.pool import QueuePool
 
-#: What one check of one bind found: seconds taken, and the error, if any.
-_Outcome = tuple[float, str | None]
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why one check failed: in full, and in words that name no file, host or user."""
+
+    detail: str
+    summary: str
+
+
+#: What one check of one bind found: seconds taken, and why it failed, if it did.
+_Outcome = tuple[float, _Failure | None]
 
 
 @dataclass(frozen=True)
@@ -23,13 +32,19 @@ class BindHealth:
 
     #: The bind key; ``None`` is the default bind.
     bind_key: str | None
-    #: The bind's URL, with its password hidden.
+    #: The bind's URL, with its password hidden. It names the host, the user and the
+    #: database or file: :meth:`HealthReport.as_dict` shows it only with ``detail``.
     url: str
     ok: bool
     #: Seconds until the database answered or failed; the time limit if it did neither.
     duration: float
-    #: Why the check failed: the driver's error, first line, without the password.
+    #: Why the check failed, in full: the driver's error, first line, without the
+    #: password. It may name the host, the user or the file.
     error: str | None = None
+    #: Why the check failed, in words that name no file, host or user: the type of the
+    #: driver's error (``"OperationalError"``), or the time limit's message in full.
+    #: What :meth:`HealthReport.as_dict` shows by default.
+    summary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,25 +60,47 @@ class HealthReport:
         """Whether every bind's database answered."""
         return all(bind.ok for bind in self.binds)
 
-    def as_dict(self) -> dict[str, object]:
-        """The report as JSON-ready data, for a health endpoint::
+    def as_dict(self, *, detail: bool = False) -> dict[str, object]:
+        """The report as JSON-ready data, for a health endpoint.
 
-        {"ok": false, "binds": [{"bind_key": null, "url": "postgresql://app:***@db/app",
-          "ok": false, "duration": 1.0, "error": "no answer within 1 s"}]}
+        By default it names no file, host or user, so that a probe anyone can reach
+        may return it: each bind's key, ``ok``, ``duration`` and the
+        :attr:`~BindHealth.summary` of its error:
+
+        .. code-block:: python
+
+            {"ok": False, "binds": [{"bind_key": None, "ok": False,
+              "duration": 0.004, "error": "OperationalError"}]}
+
+        :param detail: Add each bind's ``url`` (password hidden), and give its full
+            :attr:`~BindHealth.error`: for operators, in a log line or on an endpoint
+            that only the internal network reaches.
+
+        .. code-block:: python
+
+            {"ok": False, "binds": [{"bind_key": None,
+              "url": "postgresql://app:***@db.internal/app", "ok": False,
+              "duration": 0.004, "error": "OperationalError: connection to server at
+              \"db.internal\" (10.0.0.5), port 5432 failed: Connection refused"}]}
         """
+        return {"ok": self.ok, "binds": [_bind_dict(bind, detail) for bind in self.binds]}
+
+
+def _bind_dict(bind: BindHealth, detail: bool) -> dict[str, object]:
+    if detail:
         return {
-            "ok": self.ok,
-            "binds": [
-                {
-                    "bind_key": bind.bind_key,
-                    "url": bind.url,
-                    "ok": bind.ok,
-                    "duration": bind.duration,
-                    "error": bind.error,
-                }
-                for bind in self.binds
-            ],
+            "bind_key": bind.bind_key,
+            "url": bind.url,
+            "ok": bind.ok,
+            "duration": bind.duration,
+            "error": bind.error,
         }
+    return {
+        "bind_key": bind.bind_key,
+        "ok": bind.ok,
+        "duration": bind.duration,
+        "error": bind.summary,
+    }
 
 
 class HealthChecker:
@@ -90,14 +127,22 @@ class HealthChecker:
         binds: list[BindHealth] = []
         for key, (future, is_new) in checks.items():
             url = self._engines[key].url.render_as_string(hide_password=True)
+            failure: _Failure | None
             if future.done():
-                duration, error = future.result()
+                duration, failure = future.result()
             elif is_new:
-                error, duration = _unanswered(self._engines[key], timeout), timeout
+                failure, duration = _unanswered(self._engines[key], timeout), timeout
             else:
-                error = "the previous check has not finished: the database does not answer"
+                failure = _ours(
+                    "the previous check has not finished: the database does not answer"
+                )
                 duration = time.perf_counter() - started
-            binds.append(BindHealth(key, url, error is None, duration, error))
+            if failure is None:
+                binds.append(BindHealth(key, url, True, duration))
+            else:
+                binds.append(
+                    BindHealth(key, url, False, duration, failure.detail, failure.summary)
+                )
         return HealthReport(tuple(binds))
 
     def _start(self, key: str | None, engine: sa.Engine) -> tuple[Future[_Outcome], bool]:
@@ -121,16 +166,21 @@ def _ping(engine: sa.Engine, future: Future[_Outcome]) -> None:
     with how long it took and ``None``, or the reason it failed.
     """
     started = time.perf_counter()
-    error: str | None = None
+    failure: _Failure | None = None
     try:
         with engine.connect() as connection:
             connection.execute(sa.select(sa.literal(1, sa.Integer()))).scalar_one()
     except Exception as exc:  # any failure means the bind is not usable
-        error = _describe(exc, engine.url)
-    future.set_result((time.perf_counter() - started, error))
+        failure = _describe(exc, engine.url)
+    future.set_result((time.perf_counter() - started, failure))
 
 
-def _unanswered(engine: sa.Engine, timeout: float) -> str:
+def _ours(message: str) -> _Failure:
+    """A failure in our own words, which name nothing of the server's: safe to show."""
+    return _Failure(detail=message, summary=message)
+
+
+def _unanswered(engine: sa.Engine, timeout: float) -> _Failure:
     """Why a check found no answer in time: a busy pool is said apart from a silent
     server, since only the first goes away by itself when the requests finish.
     """
@@ -140,15 +190,21 @@ def _unanswered(engine: sa.Engine, timeout: float) -> str:
         max_overflow: int = getattr(pool, "_max_overflow", -1)
         in_use = pool.checkedout()
         if max_overflow >= 0 and pool.checkedin() == 0 and in_use >= pool.size() + max_overflow:
-            return f"no answer within {timeout:g} s: all {in_use} pooled connections are in use"
-    return f"no answer within {timeout:g} s"
+            return _ours(
+                f"no answer within {timeout:g} s: all {in_use} pooled connections are in use"
+            )
+    return _ours(f"no answer within {timeout:g} s")
 
 
-def _describe(exc: Exception, url: sa.URL) -> str:
+def _describe(exc: Exception, url: sa.URL) -> _Failure:
+    """The driver's error: its words may name the host, the user or the file, so the
+    summary is its type alone.
+    """
     cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    name = type(cause).__name__
     lines = str(cause).strip().splitlines()
-    text = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
-    # Drivers rarely repeat the password, but a health endpoint may be public.
+    text = f"{name}: {lines[0]}" if lines else name
+    # Drivers rarely repeat the password, but the detail goes to logs.
     if url.password:
         text = text.replace(str(url.password), "***")
-    return text
+    return _Failure(detail=text, summary=name)
