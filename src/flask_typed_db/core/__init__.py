@@ -18,6 +18,8 @@ from ._engine import create_engine
 from ._health import BindHealth
 from ._health import HealthReport
 from ._isolation import LazyLoadError
+from ._naming import AutoTableName
+from ._naming import camel_to_snake_case
 from ._pagination import Pagination
 from ._pagination import paginate
 from ._recording import RecordedQuery
@@ -27,6 +29,7 @@ from ._session import RoutingSession
 
 __all__ = [
     "PRIVATE_INFO_KEY",
+    "AutoTableName",
     "BindHealth",
     "BindKeys",
     "BindSpec",
@@ -39,6 +42,7 @@ __all__ = [
     "RecordedQuery",
     "RoutingSession",
     "apply_backend_defaults",
+    "camel_to_snake_case",
     "create_engine",
     "json_default",
     "metadatas_of",
