@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -368,3 +369,79 @@ def test_failure_closing_the_session_after_a_successful_view_is_logged_not_raise
 
     assert app.test_client().get("/").status_code == 200
     assert len(close_failure_records(caplog)) == 1
+
+
+class KeepRecords(logging.Handler):
+    """Keeps every record, and so its exception and traceback, as a MemoryHandler or
+    pytest's log capture does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class CloseFailsBeforeReleasing(RoutingSession):
+    def close(self) -> None:
+        raise OSError("closing failed before anything was released")
+
+
+def idle_in_transaction(engine: sa.Engine) -> int:
+    """How many server sessions on ``engine``'s PostgreSQL database are idle in a
+    transaction; 0 on the other backends, which do not say.
+    """
+    if engine.dialect.name != "postgresql":
+        return 0
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND state = 'idle in transaction'"
+    )
+    with engine.connect() as connection:
+        count: int = connection.execute(query).scalar_one()
+    return count
+
+
+@pytest.mark.parametrize("failure", ["rollback listener", "custom close"])
+def test_connection_is_released_when_close_fails_even_if_the_log_keeps_the_error(
+    database_url: str, instance_path: Path, failure: str
+) -> None:
+    options = {"class_": CloseFailsBeforeReleasing} if failure == "custom close" else {}
+    db = Database(Base, session_options=options)
+    app = make_app(db, database_url, instance_path)
+    handler = KeepRecords()
+    app.logger.addHandler(handler)
+    with app.app_context():
+        engine = db.engine
+
+    def fail_rollback(_connection: sa.Connection) -> None:
+        raise OSError("a rollback listener failed")
+
+    if failure == "rollback listener":
+        event.listen(engine, "rollback", fail_rollback)
+
+    @app.get("/")
+    def read() -> str:
+        db.session.execute(sa.select(Note)).all()
+        return "ok"
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the connection must be released without the garbage collector
+    try:
+        assert app.test_client().get("/").status_code == 200
+        assert checked_out(engine) == 0
+    finally:
+        app.logger.removeHandler(handler)
+        if failure == "rollback listener":
+            event.remove(engine, "rollback", fail_rollback)
+    try:
+        assert idle_in_transaction(engine) == 0
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    [record] = [record for record in handler.records if record.exc_info is not None]
+    assert "closing the session failed" in record.getMessage()
+    with app.app_context():
+        db.drop_all()  # would wait forever for a connection left in its transaction

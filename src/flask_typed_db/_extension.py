@@ -66,6 +66,7 @@ from .core._select import T2
 from .core._select import MappedClass
 from .core._select import Ts
 from .core._select import execute_select
+from .core._session import close_or_invalidate
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MappedClass)
@@ -655,14 +656,16 @@ class Database:
         session: Session | None = context.g.pop(self._g_session, None)
         if session is None:
             return
-        try:
-            # Closing rolls back the open transaction on its connection and returns the
-            # connection to the pool; loaded objects stay readable, detached.
-            session.close()
-        except Exception:
-            # Teardown must not replace the view's own error; the pool has already
-            # invalidated a connection that failed to reset.
-            context.app.logger.exception("flask-typed-db: closing the session failed")
+        # Closing rolls back the open transaction on its connection and returns the
+        # connection to the pool; loaded objects stay readable, detached. If it fails,
+        # the connection is invalidated instead: the logged error keeps the session.
+        error = close_or_invalidate(session)
+        if error is not None:
+            # Teardown must not replace the view's own error.
+            context.app.logger.error(
+                "flask-typed-db: closing the session failed; its connections were invalidated",
+                exc_info=error,
+            )
 
     def _shell_context(self) -> dict[str, object]:
         context: dict[str, object] = {"db": self}

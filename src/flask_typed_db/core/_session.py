@@ -76,6 +76,29 @@ class RoutingSession(Session):
             raise sa_exc.UnboundExecutionError(missing_bind_message(key)) from None
 
 
+def close_or_invalidate(session: Session) -> Exception | None:
+    """Close ``session``, or, if closing fails, invalidate its connections, so that none
+    is left checked out in its transaction (idle in transaction on the server, holding
+    its locks) for as long as something keeps the session or the error. Return the
+    error closing raised, for the caller to report.
+    """
+    # Taken first: a close that fails half-way has already detached the transaction
+    # from the session, and session.invalidate() would find nothing to invalidate.
+    transaction = session.get_transaction()
+    try:
+        session.close()
+    except Exception as error:
+        if transaction is not None:
+            try:
+                transaction.close(invalidate=True)
+            except Exception as second:
+                # Each connection is invalidated before anything else that can fail
+                # here (a rollback listener again): the connections are gone anyway.
+                error.add_note(f"Invalidating the session's connections then failed: {second!r}")
+        return error
+    return None
+
+
 def _metadata_of(mapper: Any, clause: ClauseElement | None) -> sa.MetaData | None:
     insp: Any = mapper
     if mapper is not None and not isinstance(mapper, Mapper):
