@@ -390,6 +390,9 @@ class Database:
     ) -> M:
         """Return the ``entity`` with primary key ``ident``, or abort with 404.
 
+        An integer too large for its primary-key column (``/books/99999999999``) is a
+        404 without a query: sent, it would be a database error on some backends.
+
         :param entity: A mapped class.
         :param ident: The primary key value, as :meth:`Session.get
             <sqlalchemy.orm.Session.get>` takes it (a tuple or dict for a composite key).
@@ -398,9 +401,6 @@ class Database:
         :param populate_existing: Refresh an object already in the session.
         :param with_for_update: Lock the row (``SELECT ... FOR UPDATE``) until the
             transaction ends; queried even if the object is in the session already.
-
-        An integer too large for its primary-key column (``/books/99999999999``) is a
-        404 without a query: sent, it would be a database error on some backends.
         """
         if needs_check(ident):
             mapper = class_mapper(entity)
@@ -580,10 +580,7 @@ class Database:
         """
         if max_per_page is None:
             max_per_page = self._state("'db.paginate()'").max_per_page
-        try:
-            args: MultiDict[str, str] | None = _current_request().args
-        except RuntimeError:  # no request: only the arguments given count
-            args = None
+        args = _request_args(error_out)
         page = _page_arg(page, args, "page", 1, error_out)
         per_page = _page_arg(per_page, args, "per_page", DEFAULT_PER_PAGE, error_out)
         if max_per_page is not None:
@@ -747,6 +744,24 @@ def _bool_config(config: Mapping[str, Any], key: str) -> bool:
         # A string such as "False" from the environment would otherwise switch it on.
         raise ValueError(f"{key!r} must be True or False, not {value!r}.")
     return value
+
+
+def _request_args(error_out: bool) -> MultiDict[str, str] | None:
+    """The current request's query arguments; ``None`` outside a request, or, without
+    ``error_out``, when they cannot be read.
+    """
+    try:
+        current = _current_request()
+    except RuntimeError:  # no request: only the arguments given count
+        return None
+    try:
+        return current.args
+    except UnicodeDecodeError:
+        # Raw bytes that are not UTF-8 in the query string (Werkzeug decodes only
+        # percent-encoded ones leniently): the client's error, not a server's.
+        if error_out:
+            abort(400, description="The query string is not valid UTF-8.")
+        return None
 
 
 def _page_arg(

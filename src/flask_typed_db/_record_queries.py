@@ -16,8 +16,8 @@ def get_recorded_queries() -> list[RecordedQuery]:
     oldest first, when the app sets ``SQLALCHEMY_RECORD_QUERIES = True``; otherwise
     an empty list.
 
-    A drop-in for Flask-SQLAlchemy's ``flask_sqlalchemy.record_queries
-    .get_recorded_queries``: the same attributes, typed.
+    A drop-in for Flask-SQLAlchemy's
+    ``flask_sqlalchemy.record_queries.get_recorded_queries``: the same attributes, typed.
 
     :raises RuntimeError: Outside an app context.
     """
