@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from werkzeug.exceptions import NotFound
+from werkzeug.test import EnvironBuilder
 
 from flask_typed_db import Database
 from flask_typed_db.core import Pagination
@@ -150,6 +151,33 @@ def test_query_string_404_is_the_response_of_a_view(app: Flask) -> None:
     assert client.get("/items?page=2&per_page=3").json == [4, 5, 6]
     assert client.get("/items?page=abc").status_code == 404
     assert client.get("/items?page=9").status_code == 404
+
+
+def raw_query_string_request(app: Flask, query_string: bytes) -> Any:
+    """A request context whose query string holds raw bytes, not percent-encoded, as a
+    careless client or an attacker sends them; WSGI carries them as latin-1.
+    """
+    environ = EnvironBuilder(path="/items").get_environ()
+    environ["QUERY_STRING"] = query_string.decode("latin-1")
+    return app.request_context(environ)
+
+
+@pytest.mark.parametrize("query_string", [b"page=\xff\xfe", b"per_page=\xc3", b"x=\x80&page=2"])
+def test_query_string_that_is_not_utf8_is_a_400(app: Flask, query_string: bytes) -> None:
+    @app.get("/items")
+    def items() -> list[int]:
+        return ids(db.paginate(ITEMS))
+
+    with raw_query_string_request(app, query_string):
+        response = app.full_dispatch_request()
+    assert response.status_code == 400
+    assert "not valid UTF-8" in response.get_data(as_text=True)
+
+
+def test_query_string_that_is_not_utf8_without_error_out_uses_the_defaults(app: Flask) -> None:
+    with raw_query_string_request(app, b"page=\xff\xfe"):
+        pagination = db.paginate(ITEMS, error_out=False)
+    assert (pagination.page, pagination.per_page) == (1, 20)
 
 
 # Pages past the last
