@@ -11,7 +11,7 @@ MIN_PINS := flask==3.0.0 werkzeug==3.0.0 sqlalchemy==2.0.0 typing-extensions==4.
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 5000
 
-.PHONY: demo test test-min test-py312 test-load lint typecheck pytest bench clean
+.PHONY: demo test test-min test-py312 test-load lint typecheck pytest bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ demo: $(VENV)/.installed
 	PYTHONPATH=examples $(BIN)/flask --app bookshelf.app init-db --seed
 	@echo "Serving the bookshelf example on http://$(DEMO_HOST):$(DEMO_PORT)/ (Ctrl+C to stop)"
 	PYTHONPATH=examples $(BIN)/flask --app bookshelf.app run --host $(DEMO_HOST) --port $(DEMO_PORT)
+
+# The documentation site, from docs/ and the docstrings, in docs/_build/html. Offline (no
+# intersphinx), and any warning fails it, such as a reference that does not resolve;
+# -E reads every page again, since Sphinx does not see a docstring change.
+docs: $(VENV)/.installed
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+	@echo "Built docs/_build/html/index.html"
 
 test: $(VENV)/.installed
 	$(MAKE) lint typecheck pytest VENV=$(VENV)

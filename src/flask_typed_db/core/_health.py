@@ -35,6 +35,7 @@ class BindHealth:
     #: The bind's URL, with its password hidden. It names the host, the user and the
     #: database or file: :meth:`HealthReport.as_dict` shows it only with ``detail``.
     url: str
+    #: Whether the database answered within the time limit.
     ok: bool
     #: Seconds until the database answered or failed; the time limit if it did neither.
     duration: float
@@ -65,23 +66,21 @@ class HealthReport:
 
         By default it names no file, host or user, so that a probe anyone can reach
         may return it: each bind's key, ``ok``, ``duration`` and the
-        :attr:`~BindHealth.summary` of its error:
-
-        .. code-block:: python
+        :attr:`~BindHealth.summary` of its error::
 
             {"ok": False, "binds": [{"bind_key": None, "ok": False,
               "duration": 0.004, "error": "OperationalError"}]}
 
-        :param detail: Add each bind's ``url`` (password hidden), and give its full
-            :attr:`~BindHealth.error`: for operators, in a log line or on an endpoint
-            that only the internal network reaches.
-
-        .. code-block:: python
+        With ``detail``, each bind's ``url`` (password hidden) is added, and its
+        :attr:`~BindHealth.error` is given in full. That is for operators, in a log
+        line or on an endpoint that only the internal network reaches::
 
             {"ok": False, "binds": [{"bind_key": None,
-              "url": "postgresql://app:***@db.internal/app", "ok": False,
-              "duration": 0.004, "error": "OperationalError: connection to server at
-              \"db.internal\" (10.0.0.5), port 5432 failed: Connection refused"}]}
+              "url": "postgresql+psycopg://app:***@db.internal/app", "ok": False,
+              "duration": 0.004, "error": "OperationalError: connection to server at"
+              ' "db.internal" (10.0.0.5), port 5432 failed: Connection refused'}]}
+
+        :param detail: Add the URLs, and give the drivers' errors in full.
         """
         return {"ok": self.ok, "binds": [_bind_dict(bind, detail) for bind in self.binds]}
 

@@ -1,0 +1,94 @@
+"""Sphinx configuration: the Markdown pages of docs/ (MyST) and the API reference,
+generated from the docstrings (api.md). ``make docs`` builds it with warnings as errors.
+
+The build is offline: there is no intersphinx, so names from Python, Flask, Werkzeug and
+SQLAlchemy are shown as code rather than linked. Every reference to one of our own
+names must resolve (``nitpicky``); references to those projects are let through by
+``nitpick_ignore_regex`` below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import pkgutil
+
+from sphinx.application import Sphinx
+from sphinx.pycode import ModuleAnalyzer
+
+# -- Project ----------------------------------------------------------------------------
+
+project = "flask-typed-db"
+release = importlib.metadata.version("flask-typed-db")
+version = release
+
+# -- General ----------------------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "myst_parser",
+]
+exclude_patterns = ["_build"]
+# Single backticks in docstrings are code, as in Markdown.
+default_role = "code"
+nitpicky = True
+# Other projects' names: shown as code, not linked, since the build fetches nothing.
+nitpick_ignore_regex = [
+    (r"py:.*", r"(typing|typing_extensions|collections|contextlib|datetime|json|os|time)\b.*"),
+    (r"py:.*", r"(flask|werkzeug|click|sqlalchemy|pytest|_pytest)\b.*"),
+    # Names that the modules import for type checkers only: autodoc sees them bare.
+    (r"py:class", r"(Flask|App|ResponseReturnValue|Engine|Connection|Row)"),
+    # Type variables: placeholders, with no page of their own.
+    (r"py:class", r"(flask_typed_db\..*\.)?(T|T1|T2|Ts|T_co|M|P|V)"),
+]
+
+# -- Autodoc ----------------------------------------------------------------------------
+
+autodoc_member_order = "bysource"
+# Types in the parameter list, where a reader looks for them, not in the signature.
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+# Show the alias by name in signatures, linked, rather than spelled out.
+autodoc_type_aliases = {"BindKeys": "flask_typed_db.core.BindKeys"}
+
+# -- MyST -------------------------------------------------------------------------------
+
+# Anchors for ## and ### headings, so pages can link to a section: page.md#section.
+myst_heading_anchors = 3
+
+# -- HTML -------------------------------------------------------------------------------
+
+html_theme = "furo"
+html_title = f"flask-typed-db {release}"
+html_copy_source = False
+html_show_copyright = False
+html_use_index = False
+html_domain_indices = False
+pygments_style = "default"
+pygments_style_dark = "github-dark"
+
+
+def document_reexported_data(  # noqa: PLR0917  # the signature Sphinx calls
+    app: Sphinx, what: str, name: str, obj: object, options: object, lines: list[str]
+) -> None:
+    """Give a re-exported constant or type alias the ``#:`` comment it has where it is
+    defined. autodoc reads such comments only in the module the directive names
+    (``flask_typed_db.core``), which re-exports them from private modules; without
+    this, an alias would show the docstring of its type (``types.UnionType``).
+    """
+    if what != "data":
+        return
+    package_name, _, attribute = name.rpartition(".")
+    package = importlib.import_module(package_name)
+    for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+        comments = ModuleAnalyzer.for_module(module.name).find_attr_docs()
+        comment = comments.get(("", attribute))
+        if comment is not None:
+            lines[:] = list(comment)
+            return
+    raise ValueError(f"{name} has no '#:' comment in the modules of {package_name}.")
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("autodoc-process-docstring", document_reexported_data)
