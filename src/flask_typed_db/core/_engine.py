@@ -9,11 +9,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import Dialect
+from sqlalchemy.pool import NullPool
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.pool import StaticPool
 
 from ._config import BindSpec
 from ._fork import make_fork_safe
+from ._liveness import replace_dead_connections
+
+#: Backends reached over a socket, whose server can end a pooled connection.
+_SERVER_BACKENDS = frozenset({"postgresql", "mysql", "mariadb"})
 
 
 def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = None) -> sa.Engine:
@@ -38,6 +43,15 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
         make_fork_safe(engine)
     if url.get_dialect().driver == "pysqlite":
         _begin_before_savepoints(engine.dialect)
+    if (
+        url.get_backend_name() in _SERVER_BACKENDS
+        and "pool_pre_ping" not in options
+        and not isinstance(engine.pool, NullPool)
+    ):
+        # A server can end a pooled connection while it sits idle; a request must not
+        # fail for it. pool_pre_ping=True asks for SQLAlchemy's full round trip instead,
+        # and pool_pre_ping=False for no check at all.
+        replace_dead_connections(engine)
     return engine
 
 
