@@ -94,7 +94,7 @@ def test_url_in_engine_options_is_the_default_bind(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'from-options.db'}"
     specs = read_config({"SQLALCHEMY_ENGINE_OPTIONS": {"url": url}})
     assert specs[None].url == sa.make_url(url)
-    assert specs[None].config_key == "'SQLALCHEMY_DATABASE_URI'"
+    assert specs[None].config_key == """'SQLALCHEMY_ENGINE_OPTIONS["url"]'"""
 
 
 def test_urls_may_be_url_objects(tmp_path: Path) -> None:

@@ -1,18 +1,29 @@
-"""Read Flask-SQLAlchemy 3.1 style configuration into one engine spec per bind."""
+"""Read Flask-SQLAlchemy 3.1 style configuration into one engine spec per bind.
+
+Every value is checked here, so that a wrong one fails at ``init_app`` with an error
+quoting its config key, not at the first query with an error that names no key.
+"""
 
 from __future__ import annotations
 
 import difflib
 import inspect
 import warnings
+from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from typing import NamedTuple
+from typing import TypeAlias
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.engine import URL
+from sqlalchemy.engine import Dialect
+from sqlalchemy.pool import Pool
+from sqlalchemy.pool.base import ResetStyle
 
 #: Keys read here, with the meaning they have in Flask-SQLAlchemy 3.1.
 SUPPORTED_KEYS = frozenset(
@@ -101,49 +112,230 @@ def read_config(
         options from the config.
     :raises RuntimeError: If neither ``SQLALCHEMY_DATABASE_URI`` nor
         ``SQLALCHEMY_BINDS`` is set.
+    :raises TypeError: If a value has the wrong type. The message quotes its key and
+        names its type, never the value, which may hold a password.
+    :raises ValueError: If a URL, or an option's value, is invalid; likewise.
     """
     _warn_about_unknown_keys(config)
-    defaults = dict(engine_options or {})
-    echo = config.get("SQLALCHEMY_ECHO", False)
-    raw: dict[str | None, tuple[str, dict[str, Any]]] = {}
+    echo = _echo(config.get("SQLALCHEMY_ECHO"))
+    defaults = _options({} if engine_options is None else engine_options, "engine_options")
+    layered: dict[str | None, _Options] = {}
 
-    binds = _mapping(config.get("SQLALCHEMY_BINDS") or {}, "'SQLALCHEMY_BINDS'")
-    for key, value in binds.items():
+    for key, value in _mapping(
+        _unless_none(config, "SQLALCHEMY_BINDS"), "SQLALCHEMY_BINDS"
+    ).items():
         if not isinstance(key, str):
             raise TypeError(f"'SQLALCHEMY_BINDS' keys must be strings, got {key!r}.")
-        where = describe_bind(key)
-        if isinstance(value, str | URL):
-            raw[key] = (where, {**defaults, "url": value})
-        else:
-            options = _mapping(value, where)
-            if "url" not in options:
-                raise RuntimeError(f"'SQLALCHEMY_BINDS[{key!r}][\"url\"]' must be defined.")
-            raw[key] = (f"'SQLALCHEMY_BINDS[{key!r}][\"url\"]'", {**defaults, **options})
+        options = _bind_options(key, value)
+        if "url" not in options:
+            raise RuntimeError(f"'SQLALCHEMY_BINDS[{key!r}][\"url\"]' must be defined.")
+        layered[key] = {**defaults, **options}
 
-    default_options = {
+    default = {
         **defaults,
-        **_mapping(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}, "'SQLALCHEMY_ENGINE_OPTIONS'"),
+        **_options(_unless_none(config, "SQLALCHEMY_ENGINE_OPTIONS"), "SQLALCHEMY_ENGINE_OPTIONS"),
     }
     uri = config.get("SQLALCHEMY_DATABASE_URI")
     if uri is not None:
-        default_options["url"] = uri
-    if "url" in default_options:
-        raw[None] = ("'SQLALCHEMY_DATABASE_URI'", default_options)
+        default["url"] = _Option(uri, "SQLALCHEMY_DATABASE_URI")
+    if "url" in default:
+        layered[None] = default
 
-    if not raw:
+    if not layered:
         raise RuntimeError(
             "Either 'SQLALCHEMY_DATABASE_URI' or 'SQLALCHEMY_BINDS' must be set,"
             " for example app.config['SQLALCHEMY_DATABASE_URI'] = 'sqlite:///app.db'."
         )
+    return {key: _bind_spec(key, options, echo) for key, options in layered.items()}
 
-    specs: dict[str | None, BindSpec] = {}
-    for key, (where, options) in raw.items():
-        url = _parse_url(options.pop("url"), where)
-        # Flask-SQLAlchemy echoes the engine and its pool for every bind.
-        options.setdefault("echo", echo)
-        options.setdefault("echo_pool", echo)
-        specs[key] = BindSpec(key=key, config_key=where, url=url, options=options)
-    return specs
+
+class _Option(NamedTuple):
+    """An engine option's value, and the key that set it, unquoted:
+    ``SQLALCHEMY_BINDS['auth']["pool_size"]``, or ``engine_options["pool_size"]``.
+    """
+
+    value: Any
+    key: str
+
+
+_Options: TypeAlias = dict[str, _Option]
+
+
+def _options(value: object, where: str, expected: str = "a dict") -> _Options:
+    """The options in the dict ``value``, each with its key under ``where``."""
+    options: _Options = {}
+    for name, option in _mapping(value, where, expected).items():
+        if not isinstance(name, str):
+            raise TypeError(
+                f"{_quoted(where)} keys must be option names (strings), not {_type_name(name)}."
+            )
+        options[name] = _Option(option, f'{where}["{name}"]')
+    return options
+
+
+def _bind_options(key: str | None, value: object) -> _Options:
+    where = f"SQLALCHEMY_BINDS[{key!r}]"
+    if isinstance(value, str | URL):
+        return {"url": _Option(value, where)}
+    expected = "a URL string, a sqlalchemy.URL or a dict of engine options with a 'url'"
+    return _options(value, where, expected)
+
+
+def _bind_spec(key: str | None, options: _Options, echo: object) -> BindSpec:
+    url_option = options.pop("url")
+    config_key = _quoted(url_option.key)
+    url = _parse_url(url_option.value, config_key)
+    for name, option in options.items():
+        _check_option(name, option, url, config_key)
+    values = {name: option.value for name, option in options.items()}
+    # Flask-SQLAlchemy echoes the engine and its pool for every bind.
+    values.setdefault("echo", echo)
+    values.setdefault("echo_pool", echo)
+    return BindSpec(key=key, config_key=config_key, url=url, options=values)
+
+
+def _echo(value: object) -> object:
+    """``SQLALCHEMY_ECHO``, checked; ``None`` is the same as unset."""
+    if value is None:
+        return False
+    if not _is_echo(value):
+        raise TypeError(
+            f"'SQLALCHEMY_ECHO' must be True, False or \"debug\", not {_type_name(value)}."
+        )
+    return value
+
+
+# Engine options
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int to Python, but pool_size=True is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_echo(value: object) -> bool:
+    return value is None or isinstance(value, bool) or value == "debug"
+
+
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)  # pyright: ignore[reportUnknownVariableType]  # items are checked here
+
+
+def _is_pool_class(value: object) -> bool:
+    return value is None or (isinstance(value, type) and issubclass(value, Pool))
+
+
+def _is_reset_style(value: object) -> bool:
+    return value is None or isinstance(value, bool | str | ResetStyle)
+
+
+def _either(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    """``check``, or ``None``: SQLAlchemy's default for the option."""
+    return lambda value: value is None or check(value)
+
+
+#: What each common ``create_engine()`` option must be, as SQLAlchemy documents and
+#: annotates them, with the words for it. SQLAlchemy's own table,
+#: ``DefaultDialect.engine_config_types``, covers seven of these and coerces strings
+#: from ``engine_from_config()`` files rather than refusing them. Options not listed
+#: (a dialect's own, say) go to SQLAlchemy unchecked; it rejects unknown names.
+ENGINE_OPTION_TYPES: Mapping[str, tuple[str, Callable[[object], bool]]] = {
+    "connect_args": ("a dict", lambda value: isinstance(value, Mapping)),
+    "creator": ("a callable", callable),
+    "echo": ('True, False, None or "debug"', _is_echo),
+    "echo_pool": ('True, False, None or "debug"', _is_echo),
+    "enable_from_linting": ("True or False", lambda value: isinstance(value, bool)),
+    "execution_options": ("a dict", lambda value: isinstance(value, Mapping)),
+    "future": ("True or False", lambda value: isinstance(value, bool)),
+    "hide_parameters": ("True or False", lambda value: isinstance(value, bool)),
+    "insertmanyvalues_page_size": ("an int", _is_int),
+    "isolation_level": ("a str naming an isolation level", _either(lambda v: isinstance(v, str))),
+    "json_deserializer": ("a callable", callable),
+    "json_serializer": ("a callable", callable),
+    "label_length": ("an int or None", _either(_is_int)),
+    "logging_name": ("a str", lambda value: isinstance(value, str)),
+    "max_identifier_length": ("an int or None", _either(_is_int)),
+    "max_overflow": ("an int", _is_int),
+    "paramstyle": ("a str or None", _either(lambda value: isinstance(value, str))),
+    "plugins": ("a list of str", _is_str_list),
+    "pool": ("a sqlalchemy.pool.Pool instance", _either(lambda value: isinstance(value, Pool))),
+    "pool_logging_name": ("a str", lambda value: isinstance(value, str)),
+    "pool_pre_ping": ("True or False", lambda value: isinstance(value, bool)),
+    "pool_recycle": ("a number of seconds (int or float)", _is_seconds),
+    "pool_reset_on_return": ('"rollback", "commit", "none", True, False or None', _is_reset_style),
+    "pool_size": ("an int", _is_int),
+    "pool_timeout": ("a number of seconds (int or float)", _is_seconds),
+    "pool_use_lifo": ("True or False", lambda value: isinstance(value, bool)),
+    "poolclass": ("a subclass of sqlalchemy.pool.Pool", _is_pool_class),
+    "query_cache_size": ("an int", _is_int),
+    "use_insertmanyvalues": ("True or False", lambda value: isinstance(value, bool)),
+}
+
+#: The strings an option takes, where it takes only some.
+_OPTION_CHOICES: Mapping[str, tuple[str, ...]] = {
+    "paramstyle": ("qmark", "numeric", "named", "format", "pyformat", "numeric_dollar"),
+    "pool_reset_on_return": ("rollback", "commit", "none"),
+}
+
+
+def _check_option(name: str, option: _Option, url: URL, config_key: str) -> None:
+    """Raise if the option ``name`` is not of its type, or not one of its choices."""
+    rule = ENGINE_OPTION_TYPES.get(name)
+    if rule is None:
+        return
+    value, key = option.value, _quoted(option.key)
+    expected, check = rule
+    if not check(value):
+        raise TypeError(f"{key} must be {expected}, not {_type_name(value)}.")
+    if name == "isolation_level":
+        _check_isolation_level(value, key, url, config_key)
+    elif name == "execution_options":
+        # The same option, given for every connection of the engine.
+        level_key = _quoted(f'{option.key}["isolation_level"]')
+        _check_isolation_level(value.get("isolation_level"), level_key, url, config_key)
+    elif isinstance(value, str) and value not in _OPTION_CHOICES.get(name, (value,)):
+        raise ValueError(f"{key} must be one of {_listed(_OPTION_CHOICES[name])}.")
+
+
+def _check_isolation_level(level: object, key: str, url: URL, config_key: str) -> None:
+    """Raise unless ``level`` is one the URL's dialect lists, compared as SQLAlchemy
+    compares them: in any case, with "_" the same as " ".
+    """
+    if level is None:
+        return
+    if not isinstance(level, str):
+        raise TypeError(f"{key} must be a str naming an isolation level, not {_type_name(level)}.")
+    dialect = url.get_dialect()
+    levels = _isolation_levels(dialect)
+    if levels is not None and level.replace("_", " ").upper() not in levels:
+        raise ValueError(
+            f"{key} is not an isolation level of {dialect.name}+{dialect.driver}, the"
+            f" dialect of {config_key}: use one of {_listed(levels)}."
+        )
+
+
+def _isolation_levels(dialect: type[Dialect]) -> list[str] | None:
+    """The isolation levels ``dialect`` lists, normalized as SQLAlchemy does; ``None``
+    if it cannot list them without a connection: SQLAlchemy checks the level then.
+    """
+    try:
+        # Made without a DBAPI, a dialect imports no driver and connects nowhere.
+        levels = dialect().get_isolation_level_values(None)  # type: ignore[arg-type]  # no connection, see above
+    except Exception:  # any failure only means this check cannot be made early
+        return None
+    return [name.replace("_", " ").upper() for name in levels]
+
+
+def _listed(choices: Sequence[str]) -> str:
+    quoted = [f'"{choice}"' for choice in choices]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+
+
+# URLs
 
 
 def _parse_url(value: object, where: str) -> URL:
@@ -163,10 +355,33 @@ def _parse_url(value: object, where: str) -> URL:
         ) from None
 
 
-def _mapping(value: object, where: str) -> Mapping[Any, Any]:
+def _mapping(value: object, where: str, expected: str = "a dict") -> Mapping[Any, Any]:
     if not isinstance(value, Mapping):
-        raise TypeError(f"{where} must be a dict, not {type(value).__name__}.")
+        raise TypeError(f"{_quoted(where)} must be {expected}, not {_type_name(value)}.")
     return value  # pyright: ignore[reportUnknownVariableType]  # keys are checked by callers
+
+
+def _unless_none(config: Mapping[str, Any], key: str) -> object:
+    """A dict-valued key's value; ``None``, Flask-SQLAlchemy's unset value, is empty."""
+    value = config.get(key)
+    return {} if value is None else value
+
+
+def _quoted(where: str) -> str:
+    """A config key quoted as the user writes it; the ``engine_options`` argument bare."""
+    return f"'{where}'" if where.startswith(_PREFIX) else where
+
+
+def _type_name(value: object) -> str:
+    """What a wrong value is, without the value itself, which may hold a password."""
+    if value is None:
+        return "None"
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    return type(value).__name__
+
+
+# Keys
 
 
 def _warn_about_unknown_keys(config: Mapping[str, Any]) -> None:
