@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,119 @@ def test_urls_may_be_url_objects(tmp_path: Path) -> None:
     specs = read_config({"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_BINDS": {"auth": url}})
     assert specs[None].url == url
     assert specs["auth"].url == url
+
+
+# The default bind under the None key of SQLALCHEMY_BINDS, as in Flask-SQLAlchemy 3.1:
+# "The None key can be used to configure the default bind, but
+# SQLALCHEMY_ENGINE_OPTIONS and SQLALCHEMY_DATABASE_URI take precedence."
+
+
+def default_engine(config: dict[str, Any], **engine_options: Any) -> sa.Engine:
+    with DatabaseCore(config, Base, engine_options=engine_options) as core:
+        return core.engine
+
+
+def test_none_key_of_binds_is_the_default_bind(tmp_path: Path, instance_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'default.db'}"
+    db = Database(Base, AuthBase)
+    app = Flask(__name__, instance_path=str(instance_path))
+    app.config["SQLALCHEMY_BINDS"] = {None: url, "auth": f"sqlite:///{tmp_path / 'auth.db'}"}
+    db.init_app(app)
+    with app.app_context():
+        assert db.engine.url == sa.make_url(url)
+        assert db.session.get_bind() is db.engine
+        assert set(db.engines) == {None, "auth"}
+    assert read_config(app.config)[None].config_key == "'SQLALCHEMY_BINDS[None]'"
+
+
+def test_database_uri_wins_over_the_none_key(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'uri.db'}"
+    config = {"SQLALCHEMY_DATABASE_URI": uri, "SQLALCHEMY_BINDS": {None: "sqlite:///none.db"}}
+    assert default_engine(config).url == sa.make_url(uri)
+    assert read_config(config)[None].config_key == "'SQLALCHEMY_DATABASE_URI'"
+
+
+def test_none_key_options_are_below_engine_options_and_uri(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'uri.db'}"
+    config = {
+        "SQLALCHEMY_DATABASE_URI": uri,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 3},
+        "SQLALCHEMY_BINDS": {
+            None: {"url": "sqlite:///none.db", "pool_size": 7, "pool_timeout": 9}
+        },
+    }
+    engine = default_engine(config)
+    assert engine.url == sa.make_url(uri)
+    assert (queue_pool(engine).size(), queue_pool(engine).timeout()) == (3, 9)
+
+
+def test_none_key_dict_may_leave_the_url_to_database_uri(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'uri.db'}"
+    config = {"SQLALCHEMY_DATABASE_URI": uri, "SQLALCHEMY_BINDS": {None: {"pool_size": 7}}}
+    engine = default_engine(config)
+    assert engine.url == sa.make_url(uri)
+    assert queue_pool(engine).size() == 7
+
+
+def test_engine_options_win_over_the_none_key_without_database_uri(tmp_path: Path) -> None:
+    # As documented. Flask-SQLAlchemy 3.1's code drops SQLALCHEMY_ENGINE_OPTIONS here.
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    config = {
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 3},
+        "SQLALCHEMY_BINDS": {None: {"url": url, "pool_size": 7, "pool_timeout": 9}},
+    }
+    engine = default_engine(config)
+    assert engine.url == sa.make_url(url)
+    assert (queue_pool(engine).size(), queue_pool(engine).timeout()) == (3, 9)
+    assert read_config(config)[None].config_key == """'SQLALCHEMY_BINDS[None]["url"]'"""
+
+
+def test_engine_options_argument_is_below_the_none_key(tmp_path: Path) -> None:
+    # As documented: the argument gives defaults. Flask-SQLAlchemy 3.1's code lets it
+    # override the None key's options when SQLALCHEMY_DATABASE_URI is set.
+    config = {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'uri.db'}",
+        "SQLALCHEMY_BINDS": {None: {"pool_size": 7}},
+    }
+    engine = default_engine(config, pool_size=2, pool_timeout=11)
+    assert (queue_pool(engine).size(), queue_pool(engine).timeout()) == (7, 11)
+
+
+def test_url_in_engine_options_wins_over_the_none_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'options.db'}"
+    config = {
+        "SQLALCHEMY_ENGINE_OPTIONS": {"url": url},
+        "SQLALCHEMY_BINDS": {None: "sqlite:///none.db"},
+    }
+    assert default_engine(config).url == sa.make_url(url)
+
+
+def test_none_key_echo_wins_over_sqlalchemy_echo(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    config = {"SQLALCHEMY_ECHO": False, "SQLALCHEMY_BINDS": {None: {"url": url, "echo": True}}}
+    assert default_engine(config).echo is True
+
+
+def test_none_key_without_any_url_names_both_keys() -> None:
+    with pytest.raises(RuntimeError) as info:
+        DatabaseCore({"SQLALCHEMY_BINDS": {None: {"pool_size": 7}}})
+    assert str(info.value) == (
+        """Either 'SQLALCHEMY_DATABASE_URI' or 'SQLALCHEMY_BINDS[None]["url"]' must be set."""
+    )
+
+
+def test_bad_option_under_the_none_key_is_named() -> None:
+    config = {"SQLALCHEMY_BINDS": {None: {"url": "sqlite://", "pool_recycle": "3600"}}}
+    with pytest.raises(TypeError, match=re.escape("""'SQLALCHEMY_BINDS[None]["pool_recycle"]'""")):
+        DatabaseCore(config)
+
+
+def test_other_bind_keys_must_be_strings() -> None:
+    with pytest.raises(TypeError) as info:
+        DatabaseCore({"SQLALCHEMY_BINDS": {1: "sqlite://"}})
+    assert str(info.value) == (
+        "'SQLALCHEMY_BINDS' keys must be strings, or None for the default bind, not int."
+    )
 
 
 # Echo

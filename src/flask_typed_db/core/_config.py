@@ -107,6 +107,11 @@ def read_config(
 ) -> dict[str | None, BindSpec]:
     """Turn the ``SQLALCHEMY_*`` keys of ``config`` into one :class:`BindSpec` per bind.
 
+    A bind's options are layered as in Flask-SQLAlchemy 3.1's documentation, the
+    later winning: ``engine_options``, then the bind's dict in ``SQLALCHEMY_BINDS``.
+    The default bind may also be set under the ``None`` key of ``SQLALCHEMY_BINDS``;
+    ``SQLALCHEMY_ENGINE_OPTIONS`` and then ``SQLALCHEMY_DATABASE_URI`` win over it.
+
     :param config: A Flask ``app.config``, or any mapping with the same keys.
     :param engine_options: Defaults applied to every engine, below the per-bind
         options from the config.
@@ -124,15 +129,18 @@ def read_config(
     for key, value in _mapping(
         _unless_none(config, "SQLALCHEMY_BINDS"), "SQLALCHEMY_BINDS"
     ).items():
-        if not isinstance(key, str):
-            raise TypeError(f"'SQLALCHEMY_BINDS' keys must be strings, got {key!r}.")
+        if key is not None and not isinstance(key, str):
+            raise TypeError(
+                "'SQLALCHEMY_BINDS' keys must be strings, or None for the default bind,"
+                f" not {_type_name(key)}."
+            )
         options = _bind_options(key, value)
-        if "url" not in options:
+        if key is not None and "url" not in options:
             raise RuntimeError(f"'SQLALCHEMY_BINDS[{key!r}][\"url\"]' must be defined.")
         layered[key] = {**defaults, **options}
 
     default = {
-        **defaults,
+        **layered.get(None, defaults),
         **_options(_unless_none(config, "SQLALCHEMY_ENGINE_OPTIONS"), "SQLALCHEMY_ENGINE_OPTIONS"),
     }
     uri = config.get("SQLALCHEMY_DATABASE_URI")
@@ -140,6 +148,10 @@ def read_config(
         default["url"] = _Option(uri, "SQLALCHEMY_DATABASE_URI")
     if "url" in default:
         layered[None] = default
+    elif None in layered:
+        raise RuntimeError(
+            "Either 'SQLALCHEMY_DATABASE_URI' or 'SQLALCHEMY_BINDS[None][\"url\"]' must be set."
+        )
 
     if not layered:
         raise RuntimeError(
