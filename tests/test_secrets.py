@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import warnings
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -195,3 +197,145 @@ def test_echo_logs_no_password_on_a_live_database(
     logged = everything_logged(caplog)
     assert "secret_row" in logged
     assert SECRET not in logged
+
+
+# Passwords SQLAlchemy's URL does not hide by itself
+
+
+#: The password as a query parameter, which the drivers read as the password.
+QUERY_PASSWORD_URLS = [
+    f"postgresql+psycopg://user@127.0.0.1:1/app?password={SECRET}",
+    f"postgresql+psycopg://user@127.0.0.1:1/app?sslmode=disable&password={SECRET}",
+    f"mysql+pymysql://user@127.0.0.1:1/app?password={SECRET}",
+    f"mysql+pymysql://user@127.0.0.1:1/app?passwd={SECRET}",
+]
+
+
+@pytest.mark.parametrize("url", QUERY_PASSWORD_URLS)
+def test_password_in_the_query_is_hidden(
+    url: str, instance_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        # Nothing listens on port 1: the health check is refused at once.
+        app, db = make_app(
+            instance_path,
+            SQLALCHEMY_DATABASE_URI=url,
+            SQLALCHEMY_BINDS={"auth": {"url": sa.make_url(url), "pool_size": 2}},
+            SQLALCHEMY_ECHO="debug",
+        )
+        with app.app_context():
+            report = db.check_health(timeout=5)
+            texts = [
+                repr(db),
+                repr(db.engine),
+                repr(db.engines["auth"]),
+                str(db.engine.url),
+                repr(db.engine.url),
+                json.dumps(report.as_dict()),
+                repr(read_config(app.config)),
+            ]
+    assert not report.ok
+    assert all("***" in bind.url for bind in report.binds)
+    for text in [*texts, everything_logged(caplog)]:
+        assert SECRET not in text
+
+
+def test_password_in_the_query_keeps_the_rest_of_the_query() -> None:
+    specs = read_config(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://u@h/app?sslmode=disable&password={SECRET}"
+        }
+    )
+    url = specs[None].url
+    assert url.password == SECRET
+    assert dict(url.query) == {"sslmode": "disable"}
+
+
+def test_password_twice_is_an_error_naming_the_key() -> None:
+    url = f"postgresql+psycopg://user:other@db.invalid/app?password={SECRET}"
+    with pytest.raises(ValueError, match="'SQLALCHEMY_DATABASE_URI' has a password twice") as info:
+        DatabaseCore({"SQLALCHEMY_DATABASE_URI": url})
+    assert SECRET not in str(info.value)
+    assert "other" not in str(info.value)
+
+
+def test_password_in_the_query_reaches_the_driver(
+    database_url: str, instance_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        pytest.skip("SQLite has no password")
+    configured = url.update_query_dict({"password": SECRET}).render_as_string(hide_password=False)
+    app, db = make_app(
+        instance_path,
+        SQLALCHEMY_DATABASE_URI=configured,
+        SQLALCHEMY_BINDS={"auth": "sqlite://"},
+        SQLALCHEMY_ECHO="debug",
+    )
+    connect_args: list[dict[str, Any]] = []
+
+    def remember(dialect: object, record: object, cargs: object, cparams: dict[str, Any]) -> None:
+        connect_args.append(dict(cparams))
+
+    with caplog.at_level(logging.DEBUG), app.app_context():
+        event.listen(db.engine, "do_connect", remember)
+        report = db.check_health(timeout=5)
+        texts = [repr(db.engine), json.dumps(report.as_dict())]
+    assert [args["password"] for args in connect_args] == [SECRET]
+    if url.get_backend_name() == "postgresql":
+        # The server trusts local connections, whatever the password.
+        assert report.ok
+    else:
+        # MariaDB's root has no password: one is sent, and refused.
+        (default,) = [bind for bind in report.binds if bind.bind_key is None]
+        assert default.error is not None
+        assert "using password: YES" in default.error
+    for text in [*texts, everything_logged(caplog)]:
+        assert SECRET not in text
+
+
+def test_password_in_the_query_connects_on_postgresql(postgresql_url: str) -> None:
+    configured = sa.make_url(postgresql_url).update_query_dict({"password": SECRET})
+    with (
+        DatabaseCore({"SQLALCHEMY_DATABASE_URI": configured.render_as_string(False)}) as core,
+        core.engine.connect() as connection,
+    ):
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        assert dbapi_connection.info.password == SECRET
+        assert SECRET not in repr(core.engine)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://user:Pw@{SECRET}@db.invalid/app",
+        f"postgresql+psycopg://user:Pw@{SECRET}@db.invalid:5432/app",
+        f"mysql+pymysql://user:{SECRET}@x@db.invalid/app",
+        f"postgresql+psycopg://user:Pw@{SECRET}@/app?host=/tmp",
+    ],
+)
+def test_unescaped_at_sign_in_the_password_is_an_error_saying_to_encode_it(
+    url: str, instance_path: Path
+) -> None:
+    for config in (
+        {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_BINDS": {"auth": "sqlite://"}},
+        {"SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_BINDS": {"auth": url}},
+    ):
+        with pytest.raises(ValueError, match="%40") as info:
+            make_app(instance_path, **config)
+        message = str(info.value)
+        assert message.startswith(("'SQLALCHEMY_DATABASE_URI'", "'SQLALCHEMY_BINDS['auth']'"))
+        assert SECRET not in message
+        assert "Pw" not in message
+        assert info.value.__cause__ is None
+
+
+def test_escaped_at_sign_in_the_password_is_kept(instance_path: Path) -> None:
+    url = f"postgresql+psycopg://user:Pw%40{SECRET}@db.invalid/app"
+    app, db = make_app(
+        instance_path, SQLALCHEMY_DATABASE_URI=url, SQLALCHEMY_BINDS={"auth": "sqlite://"}
+    )
+    with app.app_context():
+        assert db.engine.url.password == f"Pw@{SECRET}"
+        assert db.engine.url.host == "db.invalid"
+        assert SECRET not in repr(db.engine)

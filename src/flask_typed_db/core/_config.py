@@ -357,14 +357,46 @@ def _parse_url(value: object, where: str) -> URL:
             f"{where} must be a URL string or a sqlalchemy.URL, not {type(value).__name__}."
         )
     try:
-        return sa.make_url(value)
+        url = sa.make_url(value)
     except (sa_exc.ArgumentError, ValueError):
         # SQLAlchemy's message repeats the string, or the part of it it took for the
         # port (a password with an unescaped "@" or ":"): drop it.
         raise ValueError(
             f"{where} is not a valid database URL. Use the form"
-            " 'dialect+driver://user:password@host:port/database'."
+            " 'dialect+driver://user:password@host:port/database', with special"
+            " characters in the password percent-encoded (urllib.parse.quote_plus)."
         ) from None
+    if "@" in (url.host or ""):
+        # SQLAlchemy splits at the first "@": the rest of the password became the
+        # host, which the URL's repr shows.
+        raise ValueError(
+            f"{where} has an '@' in its password (or user name) that is not"
+            " percent-encoded: write it as %40 (urllib.parse.quote_plus does), or make"
+            " the URL with sqlalchemy.URL.create(), which takes the password as it is."
+        )
+    return _password_out_of_query(url, where)
+
+
+def _password_out_of_query(url: URL, where: str) -> URL:
+    """Move a password given in the query (``?password=``) to the URL's password.
+
+    SQLAlchemy hides only the latter in reprs and in ``render_as_string()``. Its
+    dialects give the driver either one as the password: the connection is the same.
+    """
+    names = ["password"]
+    if url.get_backend_name() in {"mysql", "mariadb"}:
+        names.append("passwd")  # MySQLdb's name for it, which PyMySQL also takes
+    for name in names:
+        if name not in url.query:
+            continue
+        password = url.query[name]
+        if url.password is not None or not isinstance(password, str):
+            raise ValueError(
+                f"{where} has a password twice: in its 'user:password@' part and as"
+                f" '?{name}=' in its query, or as '?{name}=' more than once. Keep one."
+            )
+        url = url.set(password=password).difference_update_query([name])
+    return url
 
 
 def _mapping(value: object, where: str, expected: str = "a dict") -> Mapping[Any, Any]:
