@@ -6,6 +6,7 @@ Run it with ``flask --app bookshelf.app init-db --seed`` then
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -233,14 +234,19 @@ def healthz() -> ResponseReturnValue:
 # -- CLI -------------------------------------------------------------------------------
 
 
+# Click shows the docstring as the command's help, in a terminal: plain text, no markup.
 @click.command("init-db")
 @click.option("--seed", "with_seed", is_flag=True, help="Add the sample authors, books, loans.")
 def init_db_command(with_seed: bool) -> None:
-    """Apply the migrations the database lacks, and optionally add sample data.
+    """Apply the migrations the database lacks; with --seed, add sample data.
 
-    Migrations rather than ``create_all()``: the database records its revision, so
-    ``flask db upgrade`` can bring it up to date after the models change.
+    Migrations rather than create_all(): the database records its revision, so
+    'flask db upgrade' brings it up to date after the models change.
     """
+    # This command says what it did below; alembic's step-by-step INFO lines are for
+    # 'flask db upgrade'. Warnings and errors still show: the migrations' env.py keeps
+    # the logging of a process that configured its own.
+    logging.basicConfig(format="%(levelname)s [%(name)s] %(message)s")
     # The flask command pushes the app context, so db.session is this command's own.
     tables = set(sa.inspect(db.engine).get_table_names())
     if tables & set(Base.metadata.tables) and "alembic_version" not in tables:

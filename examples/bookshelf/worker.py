@@ -3,12 +3,15 @@
 It builds a :class:`~flask_typed_db.core.DatabaseCore` from the same settings as the
 web app, so it works on the same database with the same models. Run it from cron::
 
-    python -m bookshelf.worker
+    python -m bookshelf.worker          # --help says what it does
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
@@ -21,6 +24,7 @@ from flask_typed_db.core import DatabaseCore
 from .models import Base
 from .models import Loan
 from .models import utcnow
+from .settings import DATABASE_URL_VARIABLE
 from .settings import INSTANCE_PATH
 from .settings import database_settings
 
@@ -111,8 +115,26 @@ def send_overdue_reminders(core: DatabaseCore, now: datetime) -> NightlySummary:
     )
 
 
-def main() -> None:
-    """Run the job once against ``$BOOKSHELF_DATABASE_URL`` (or the demo's SQLite)."""
+def main(argv: Sequence[str] = ()) -> None:
+    """Run the job once against ``$BOOKSHELF_DATABASE_URL`` (or the demo's SQLite).
+
+    :param argv: The command line's arguments: none but ``--help``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m bookshelf.worker",
+        description=(
+            "Remind borrowers of overdue books: mark every overdue loan that no earlier"
+            " run reminded, in one transaction, and print what was done. Run it once a"
+            " night, from cron or a scheduler; a second run the same night reminds nobody"
+            " again."
+        ),
+        epilog=(
+            f"The database is ${DATABASE_URL_VARIABLE}, as for the web app; unset, the"
+            f" demo's SQLite file in {INSTANCE_PATH}. Create its tables with"
+            " 'flask --app bookshelf.app init-db' first."
+        ),
+    )
+    parser.parse_args(argv)
     with make_core() as core:
         if not sa.inspect(core.engine).has_table(Loan.__tablename__):
             raise SystemExit(
@@ -124,4 +146,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

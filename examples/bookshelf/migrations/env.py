@@ -24,8 +24,9 @@ from bookshelf.app import migrate
 config = context.config
 logger = logging.getLogger("alembic.env")
 
-# 'flask db' logs as alembic.ini says. A process that runs migrations itself
-# ('init-db', the tests) keeps its own logging, and its loggers stay enabled.
+# 'flask db' logs as alembic.ini says, each step at INFO. A process that configured its
+# own logging keeps it, and its loggers stay enabled: 'init-db' (warnings and errors
+# only, as it reports in its own words), the tests.
 if config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
