@@ -1,7 +1,12 @@
 # Two commands a new user runs: `make demo` and `make test`. Everything they need is
 # installed into .venv from the package registries.
 
-PYTHON ?= python3.11
+# Python 3.11 or newer: the first of PYTHON_NAMES on PATH that is, unless given as
+# `make demo PYTHON=/path/to/python3.12`.
+PYTHON_NAMES := python3 python3.14 python3.13 python3.12 python3.11
+PYTHON ?= $(shell for name in $(PYTHON_NAMES); do \
+	$$name -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$name; break; }; \
+	done)
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The oldest versions we support, tested by `make test-min` in their own venv.
@@ -13,13 +18,34 @@ DEMO_PORT ?= 5000
 
 .PHONY: demo test test-min test-py312 test-load lint typecheck pytest bench docs clean
 
+# $(call new_venv,DIR): make a venv in DIR with $(PYTHON) unless there is one, or say
+# which Python to install.
+define new_venv
+	@test -x $(1)/bin/python || { \
+	  if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+	    echo "flask-typed-db needs Python 3.11 or newer: $(if $(PYTHON),PYTHON=$(PYTHON) is not,none of $(PYTHON_NAMES) on PATH is)." >&2; \
+	    echo "Install one (from python.org, your system's packages, or 'pyenv install 3.12')," >&2; \
+	    echo "then run: make $(or $(MAKECMDGOALS),demo) PYTHON=/path/to/python3.12" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "$(PYTHON) -m venv $(1)"; $(PYTHON) -m venv $(1); \
+	}
+	$(1)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+endef
+
+# Everything: the package, and the test, lint, benchmark and docs tools.
 $(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(call new_venv,$(VENV))
 	$(BIN)/python -m pip install --quiet -e . --group dev
+	touch $@ $(VENV)/.demo-installed
+
+# What the example needs, and no more: `make demo` from a fresh clone installs this only.
+$(VENV)/.demo-installed: pyproject.toml
+	$(call new_venv,$(VENV))
+	$(BIN)/python -m pip install --quiet -e . --group demo
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.demo-installed
 	PYTHONPATH=examples $(BIN)/flask --app bookshelf.app init-db --seed
 	@echo "Serving the bookshelf example on http://$(DEMO_HOST):$(DEMO_PORT)/ (Ctrl+C to stop)"
 	PYTHONPATH=examples $(BIN)/flask --app bookshelf.app run --host $(DEMO_HOST) --port $(DEMO_PORT)
@@ -57,8 +83,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/requests_bench.py
 
 $(MIN_VENV)/.installed: pyproject.toml Makefile
-	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
-	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(call new_venv,$(MIN_VENV))
 	$(MIN_VENV)/bin/python -m pip install --quiet -e . --group test --group lint $(MIN_PINS)
 	touch $@
 
