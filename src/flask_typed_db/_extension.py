@@ -298,7 +298,10 @@ class Database:
                 report = db.check_health(timeout=1.0)
                 return report.as_dict(), 200 if report.ok else 503
 
-        See :meth:`DatabaseCore.check_health
+        ``report.as_dict()`` names no file, host or user, so a probe anyone can reach may
+        return it; ``report.as_dict(detail=True)`` adds the URLs and the drivers' errors,
+        for the operators' logs. See :meth:`HealthReport.as_dict
+        <flask_typed_db.core.HealthReport.as_dict>` and :meth:`DatabaseCore.check_health
         <flask_typed_db.core.DatabaseCore.check_health>`.
 
         :raises ValueError: If ``timeout`` is not positive.
