@@ -140,12 +140,13 @@ def test_unparsable_url_names_the_key() -> None:
         DatabaseCore({"SQLALCHEMY_DATABASE_URI": "not a url"})
 
 
-def test_two_bases_with_one_bind_key_and_different_metadata_is_an_error() -> None:
+def test_metadatas_of_a_bind_with_two_bases_points_to_metadatas_by_bind() -> None:
     class OtherAuthBase(DeclarativeBase):
         metadata = sa.MetaData(info={"bind_key": "auth"})
 
-    with pytest.raises(ValueError, match="OtherAuthBase is the second"):
-        Database(AuthBase, OtherAuthBase)
+    db = Database(AuthBase, OtherAuthBase)
+    with pytest.raises(RuntimeError, match=re.escape("""'metadatas_by_bind["auth"]'""")):
+        _ = db.metadatas["auth"]
 
 
 def test_metadata_without_a_default_base_points_to_metadatas() -> None:

@@ -232,3 +232,80 @@ def test_without_metadatas_only_the_default_bind_is_migrated(
 
     assert table_names(app, db) == {*CATALOGUE, VERSION_TABLE}
     assert table_names(app, db, "audit") == set()
+
+
+# -- Several bases on one bind ----------------------------------------------------------
+
+
+class TagBase(DeclarativeBase):
+    """A library's models on the default bind, with naming conventions of their own."""
+
+    metadata = MetaData(
+        naming_convention={"pk": "tag_pk_%(table_name)s", "uq": "tag_uq_%(column_0_name)s"}
+    )
+
+
+class Tag(TagBase):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+
+
+class AuditLibraryBase(DeclarativeBase):
+    """A second base on the ``audit`` bind."""
+
+    metadata = MetaData(info={"bind_key": "audit"})
+
+
+class AuditTrail(AuditLibraryBase):
+    __tablename__ = "audit_trails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+def test_two_bases_on_the_default_bind_migrate_together(database_url: str, tmp_path: Path) -> None:
+    app = make_app(database_url, tmp_path)
+    db = Database(Base, TagBase, app=app)
+    alembic = Alembic(app, metadatas={"default": list(db.metadatas_by_bind[None])})
+    flask_db(app, "revision", "Create the catalogue and tags")
+    (revision,) = (tmp_path / "migrations").glob("*.py")
+    assert "op.f('tag_uq_name')" in revision.read_text(encoding="utf-8")
+
+    flask_db(app, "upgrade")
+
+    assert table_names(app, db) == {*CATALOGUE, "tags", VERSION_TABLE}
+    assert finds_no_changes(app, alembic)
+
+
+def test_two_bases_on_each_of_several_binds_migrate_together(
+    database_url: str, tmp_path: Path
+) -> None:
+    audit_url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    app = make_app(database_url, tmp_path, SQLALCHEMY_BINDS={"audit": audit_url})
+    db = Database(Base, TagBase, AuditBase, AuditLibraryBase, app=app)
+    alembic = Alembic(
+        app,
+        metadatas={key or "default": list(mds) for key, mds in db.metadatas_by_bind.items()},
+    )
+    flask_db(app, "revision", "Create both databases")
+
+    flask_db(app, "upgrade")
+
+    assert table_names(app, db) == {*CATALOGUE, "tags", VERSION_TABLE}
+    assert table_names(app, db, "audit") == {"audit_entries", "audit_trails", VERSION_TABLE}
+    assert finds_no_changes(app, alembic)
+
+
+def test_without_metadatas_two_bases_on_the_default_bind_say_what_to_pass(
+    tmp_path: Path,
+) -> None:
+    app = make_app("sqlite://", tmp_path)
+    Database(Base, TagBase, app=app)
+    Alembic(app)
+
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["db", "revision", "Create"])
+
+    assert isinstance(result.exception, RuntimeError)
+    assert "'metadatas_by_bind[None]'" in str(result.exception)

@@ -279,6 +279,143 @@ def test_multidb_downgrade_drops_each_binds_tables(two_binds: AppFactory) -> Non
     assert table_names(two_binds, two_bind_db, "audit") == {VERSION_TABLE}
 
 
+# -- Several bases on one bind ---------------------------------------------------------
+
+
+class TagBase(DeclarativeBase):
+    """A library's models on the default bind, with naming conventions of their own."""
+
+    metadata = MetaData(
+        naming_convention={"pk": "tag_pk_%(table_name)s", "uq": "tag_uq_%(column_0_name)s"}
+    )
+
+
+class Tag(TagBase):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+
+
+class AuditLibraryBase(DeclarativeBase):
+    """A second base on the ``audit`` bind."""
+
+    metadata = MetaData(info={"bind_key": "audit"})
+
+
+class AuditTrail(AuditLibraryBase):
+    __tablename__ = "audit_trails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+#: The example's models and a library's on the default bind.
+shared_bind_db = Database(Base, TagBase)
+#: And two bases on the ``audit`` bind.
+shared_binds_db = Database(Base, TagBase, AuditBase, AuditLibraryBase)
+
+
+def use_metadatas_by_bind(migrations: Path) -> None:
+    """Make ``get_metadata()`` in the template's env.py return every metadata of a
+    bind, the one-line change the docs show.
+    """
+    env = migrations / "env.py"
+    source = env.read_text(encoding="utf-8")
+    assert source.count("return target_db.metadatas[") == 1
+    env.write_text(
+        source.replace("return target_db.metadatas[", "return target_db.metadatas_by_bind["),
+        encoding="utf-8",
+    )
+
+
+def shared_bind_factory(database_url: str, tmp_path: Path, migrations: Path) -> AppFactory:
+    """An app factory with the example's models and Tag on the default bind."""
+
+    def make_app() -> Flask:
+        app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+        app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+        shared_bind_db.init_app(app)
+        Migrate(app, shared_bind_db, directory=migrations)
+        return app
+
+    return make_app
+
+
+@pytest.fixture
+def shared_bind(database_url: str, tmp_path: Path, migrations: Path) -> AppFactory:
+    """The app factory of :func:`shared_bind_factory`, its migrations from the
+    one-database template, its env.py changed as the docs say.
+    """
+    make_app = shared_bind_factory(database_url, tmp_path, migrations)
+    flask_db(make_app, "init")
+    use_metadatas_by_bind(migrations)
+    return make_app
+
+
+def test_migrate_without_the_env_py_change_says_what_to_change(
+    database_url: str, tmp_path: Path, migrations: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_app = shared_bind_factory(database_url, tmp_path, migrations)
+    flask_db(make_app, "init")
+
+    assert run_flask_db(make_app, "migrate").exit_code == 1
+    assert "'metadatas_by_bind[None]'" in caplog.text
+    assert "get_metadata() in migrations/env.py" in caplog.text
+
+
+def test_two_bases_on_the_default_bind_migrate_together(
+    shared_bind: AppFactory, migrations: Path
+) -> None:
+    flask_db(shared_bind, "migrate", "-m", "Create the catalogue and tags")
+    (revision,) = revision_files(migrations)
+    source = revision.read_text(encoding="utf-8")
+    assert "op.create_table('tags'" in source
+    assert "op.f('tag_uq_name')" in source
+
+    flask_db(shared_bind, "upgrade")
+
+    assert table_names(shared_bind, shared_bind_db) == {*CATALOGUE, "tags", VERSION_TABLE}
+    with shared_bind().app_context():
+        assert "tag_uq_name" in constraint_names(shared_bind_db.engine, "tags")
+    flask_db(shared_bind, "check")
+
+
+@pytest.mark.usefixtures("downgrade_fails_on_mariadb")
+def test_two_bases_on_the_default_bind_downgrade_together(shared_bind: AppFactory) -> None:
+    flask_db(shared_bind, "migrate", "-m", "Create the catalogue and tags")
+    flask_db(shared_bind, "upgrade")
+
+    flask_db(shared_bind, "downgrade", "base")
+
+    assert table_names(shared_bind, shared_bind_db) == {VERSION_TABLE}
+
+
+def test_multidb_migrates_two_bases_on_each_bind(
+    database_url: str, tmp_path: Path, migrations: Path
+) -> None:
+    def make_app() -> Flask:
+        app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+        app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+        app.config["SQLALCHEMY_BINDS"] = {"audit": f"sqlite:///{tmp_path / 'audit.sqlite'}"}
+        shared_binds_db.init_app(app)
+        Migrate(app, shared_binds_db, directory=migrations)
+        return app
+
+    flask_db(make_app, "init", "--multidb")
+    use_metadatas_by_bind(migrations)
+    flask_db(make_app, "migrate", "-m", "Create both databases")
+
+    flask_db(make_app, "upgrade")
+
+    assert table_names(make_app, shared_binds_db) == {*CATALOGUE, "tags", VERSION_TABLE}
+    assert table_names(make_app, shared_binds_db, "audit") == {
+        "audit_entries",
+        "audit_trails",
+        VERSION_TABLE,
+    }
+    flask_db(make_app, "check")
+
+
 # -- The example's shipped migrations ---------------------------------------------------
 
 

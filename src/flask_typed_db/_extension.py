@@ -149,8 +149,12 @@ class Database:
         session_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bases = bases
-        #: The metadata of each bind key, from the bases; needs no app.
-        self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(metadatas_of(bases))
+        #: Every metadata of each bind key, in the order of the bases; needs no app.
+        #: Several bases may share a bind, each with its own metadata.
+        self.metadatas_by_bind = metadatas_of(bases)
+        #: The metadata of each bind key, from the bases; needs no app. A bind with
+        #: several metadatas has no single one: use :attr:`metadatas_by_bind` for it.
+        self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(self.metadatas_by_bind)
         self._engine_options = dict(engine_options or {})
         self._session_options = dict(session_options or {})
         # Where this Database's session lives on ``g``: one attribute, one lookup.
@@ -232,20 +236,32 @@ class Database:
 
     @property
     def metadata(self) -> sa.MetaData:
-        """The default bind's metadata: that of the base without a bind key."""
+        """The default bind's metadata: that of the bases without a bind key.
+
+        :raises RuntimeError: If no base uses the default bind, or several bases with
+            different metadata do: then use ``metadatas_by_bind[None]``.
+        """
         return default_metadata(self.metadatas)
 
     def create_all(self, bind_key: BindKeys = "__all__") -> None:
-        """Create the current app's missing tables.
+        """Create the current app's missing tables. The metadatas of a bind's bases are
+        created in the order of the bases: pass a base before those whose tables have
+        foreign keys to its tables.
 
         :param bind_key: ``"__all__"`` (every base), ``None`` (the default bind), one
             key, or a list of keys.
         """
-        self._state("'db.create_all()'").core.create_all(bind_key)
+        state = self._state("'db.create_all()'")
+        self._end_own_transaction_before_ddl("'db.create_all()'")
+        state.core.create_all(bind_key)
 
     def drop_all(self, bind_key: BindKeys = "__all__") -> None:
-        """Drop the current app's tables. Takes the same ``bind_key`` as :meth:`create_all`."""
-        self._state("'db.drop_all()'").core.drop_all(bind_key)
+        """Drop the current app's tables, in the reverse order of :meth:`create_all`.
+        Takes the same ``bind_key``.
+        """
+        state = self._state("'db.drop_all()'")
+        self._end_own_transaction_before_ddl("'db.drop_all()'")
+        state.core.drop_all(bind_key)
 
     def test_isolation(
         self, app: Flask | None = None, *, forbid_lazy_loads: bool = False
@@ -619,6 +635,25 @@ class Database:
                 " app factory."
             )
         return state
+
+    def _end_own_transaction_before_ddl(self, what: str) -> None:
+        """Close the current context's session if it is in a transaction, as
+        Flask-SQLAlchemy's ``db.session.remove()`` did: DDL runs on a connection of its
+        own, and would wait forever for the locks that transaction holds (PostgreSQL's
+        and MariaDB's even after a mere SELECT). Changes not flushed yet are never
+        discarded for it: that is an error.
+        """
+        session: Session | None = _current_app_context().g.get(self._g_session)
+        if session is None or not session.in_transaction():
+            return
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError(
+                f"{what} runs on a connection of its own, and would wait for this app"
+                " context's session, which holds changes not committed yet: call"
+                " 'db.session.commit()' (or 'db.session.rollback()') first."
+            )
+        # What it flushed and did not commit is rolled back, as at the context's end.
+        session.close()
 
     def _end_unit_of_work(self, status: int | None) -> None:
         """Commit the current context's session for a status below 400; roll it back

@@ -41,13 +41,14 @@ ModelBase: TypeAlias = type[DeclarativeBase] | type[DeclarativeBaseNoMeta]
 BindKeys: TypeAlias = Literal["__all__"] | str | Iterable[str | None] | None
 
 
-def metadatas_of(bases: Iterable[ModelBase]) -> dict[str | None, sa.MetaData]:
-    """Map each bind key to the metadata of the bases that declare it.
+def metadatas_of(bases: Iterable[ModelBase]) -> Mapping[str | None, tuple[sa.MetaData, ...]]:
+    """Map each bind key to the metadata of every base that declares it, in the order
+    of the bases, each metadata once.
 
-    :raises ValueError: If two bases declare the same bind key with different
-        metadata, which ``create_all`` and migrations could not tell apart.
+    Several bases may share a bind: a library's models on the app's database, or two
+    bases with different naming conventions.
     """
-    metadatas: dict[str | None, sa.MetaData] = {}
+    metadatas: dict[str | None, tuple[sa.MetaData, ...]] = {}
     for base in bases:
         metadata = base.metadata
         key: object = metadata.info.get("bind_key")
@@ -55,36 +56,35 @@ def metadatas_of(bases: Iterable[ModelBase]) -> dict[str | None, sa.MetaData]:
             raise TypeError(
                 f"{base.__name__}.metadata.info['bind_key'] must be a string or None, not {key!r}."
             )
-        known = metadatas.setdefault(key, metadata)
-        if known is not metadata:
-            raise ValueError(
-                f"Two bases declare the bind key {key!r} with different MetaData objects"
-                f" ({base.__name__} is the second): share one MetaData between them,"
-                " or give each its own bind key."
-            )
-    return metadatas
+        known = metadatas.get(key, ())
+        if metadata not in known:
+            metadatas[key] = (*known, metadata)
+    return MetadatasByBind(metadatas)
 
 
-class BindMetadatas(Mapping[str | None, sa.MetaData]):
-    """The metadata of each bind key, read-only. A key no base declares raises a
-    ``KeyError`` that says so and how to declare it: Flask-Migrate's multi-database
-    template asks for every key in ``SQLALCHEMY_BINDS``.
+def _undeclared(key: str | None) -> KeyError:
+    # KeyError shows its message as a repr: no single quotes to escape in it.
+    name = f'"{key}"'
+    return KeyError(
+        f"No model base declares the bind key {name}, so it has no metadata: give"
+        f' a base metadata = MetaData(info={{"bind_key": {name}}}) and pass it to'
+        " Database or DatabaseCore."
+    )
+
+
+class MetadatasByBind(Mapping[str | None, tuple[sa.MetaData, ...]]):
+    """Every metadata of each bind key, read-only. A key no base declares raises a
+    ``KeyError`` that says so and how to declare it.
     """
 
-    def __init__(self, metadatas: Mapping[str | None, sa.MetaData]) -> None:
+    def __init__(self, metadatas: Mapping[str | None, tuple[sa.MetaData, ...]]) -> None:
         self._metadatas = dict(metadatas)
 
-    def __getitem__(self, key: str | None) -> sa.MetaData:
+    def __getitem__(self, key: str | None) -> tuple[sa.MetaData, ...]:
         try:
             return self._metadatas[key]
         except KeyError:
-            # KeyError shows its message as a repr: no single quotes to escape in it.
-            name = f'"{key}"'
-            raise KeyError(
-                f"No model base declares the bind key {name}, so it has no metadata: give"
-                f' a base metadata = MetaData(info={{"bind_key": {name}}}) and pass it to'
-                " Database or DatabaseCore."
-            ) from None
+            raise _undeclared(key) from None
 
     def __iter__(self) -> Iterator[str | None]:
         return iter(self._metadatas)
@@ -94,6 +94,45 @@ class BindMetadatas(Mapping[str | None, sa.MetaData]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._metadatas!r})"
+
+
+class BindMetadatas(Mapping[str | None, sa.MetaData]):
+    """The metadata of each bind key, read-only. A key no base declares raises a
+    ``KeyError`` that says so and how to declare it: Flask-Migrate's multi-database
+    template asks for every key in ``SQLALCHEMY_BINDS``. A key of several bases with
+    different metadata raises a ``RuntimeError`` that points to ``metadatas_by_bind``.
+    """
+
+    def __init__(self, metadatas: Mapping[str | None, tuple[sa.MetaData, ...]]) -> None:
+        self._metadatas = MetadatasByBind(metadatas)
+
+    def __getitem__(self, key: str | None) -> sa.MetaData:
+        metadatas = self._metadatas[key]
+        if len(metadatas) == 1:
+            return metadatas[0]
+        # A RuntimeError: Flask-Migrate shows its message, without a traceback.
+        name = "None" if key is None else f'"{key}"'
+        which = f"'metadatas[{name}]'"
+        if key is None:
+            which = f"'metadata' and {which}"
+        raise RuntimeError(
+            f"The bind key {key!r} has {len(metadatas)} MetaData objects, one for each of"
+            f" its bases: {which} cannot pick one. Use 'metadatas_by_bind[{name}]', a"
+            " tuple of them all, which Alembic takes as its target_metadata; with"
+            " Flask-Migrate, have get_metadata() in migrations/env.py return it."
+        )
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._metadatas
+
+    def __iter__(self) -> Iterator[str | None]:
+        return iter(self._metadatas)
+
+    def __len__(self) -> int:
+        return len(self._metadatas)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self._metadatas)!r})"
 
 
 def default_metadata(metadatas: Mapping[str | None, sa.MetaData]) -> sa.MetaData:
@@ -139,7 +178,10 @@ class DatabaseCore:
         engine_options: Mapping[str, Any] | None = None,
         session_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(metadatas_of(bases))
+        #: Every metadata of each bind key, in the order of the bases. Read-only.
+        self.metadatas_by_bind = metadatas_of(bases)
+        #: The metadata of each bind key with one. Read-only.
+        self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(self.metadatas_by_bind)
         specs = read_config(config, engine_options)
         for key in self.metadatas:
             if key not in specs:
@@ -171,7 +213,11 @@ class DatabaseCore:
 
     @property
     def metadata(self) -> sa.MetaData:
-        """The default bind's metadata: that of the base without a bind key."""
+        """The default bind's metadata: that of the bases without a bind key.
+
+        :raises RuntimeError: If no base uses the default bind, or several bases with
+            different metadata do: then use ``metadatas_by_bind[None]``.
+        """
         return default_metadata(self.metadatas)
 
     def get_engine(self, bind_key: str | None = None) -> sa.Engine:
@@ -237,7 +283,8 @@ class DatabaseCore:
         return self._health.check(timeout)
 
     def create_all(self, bind_key: BindKeys = "__all__") -> None:
-        """Create the tables of the given binds that do not exist yet.
+        """Create the tables of the given binds that do not exist yet. The metadatas of
+        a bind's bases are created in the order of the bases.
 
         :param bind_key: ``"__all__"`` (every base), ``None`` (the default bind), one
             key, or a list of keys.
@@ -247,9 +294,9 @@ class DatabaseCore:
 
     def drop_all(self, bind_key: BindKeys = "__all__") -> None:
         """Drop the tables of the given binds. Takes the same ``bind_key`` values as
-        :meth:`create_all`.
+        :meth:`create_all`, and drops in the reverse order.
         """
-        for metadata, engine in self._metadata_and_engines(bind_key):
+        for metadata, engine in reversed(list(self._metadata_and_engines(bind_key))):
             metadata.drop_all(engine)
 
     def dispose(self) -> None:
@@ -282,5 +329,5 @@ class DatabaseCore:
         for key in keys:
             if key not in self.engines:
                 raise sa_exc.UnboundExecutionError(missing_bind_message(key))
-            if key in self.metadatas:
-                yield self.metadatas[key], self.engines[key]
+            for metadata in self.metadatas_by_bind.get(key, ()):
+                yield metadata, self.engines[key]
