@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from typing import NamedTuple
 from typing import TypeAlias
+from typing import cast
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
@@ -126,9 +127,8 @@ def read_config(
     defaults = _options({} if engine_options is None else engine_options, "engine_options")
     layered: dict[str | None, _Options] = {}
 
-    for key, value in _mapping(
-        _unless_none(config, "SQLALCHEMY_BINDS"), "SQLALCHEMY_BINDS"
-    ).items():
+    binds = _mapping(_unless_none(config, "SQLALCHEMY_BINDS"), "SQLALCHEMY_BINDS")
+    for key, value in binds.items():
         if key is not None and not isinstance(key, str):
             raise TypeError(
                 "'SQLALCHEMY_BINDS' keys must be strings, or None for the default bind,"
@@ -225,6 +225,18 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_mapping(value: object) -> bool:
+    return isinstance(value, Mapping)
+
+
 def _is_seconds(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -234,15 +246,19 @@ def _is_echo(value: object) -> bool:
 
 
 def _is_str_list(value: object) -> bool:
-    return isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)  # pyright: ignore[reportUnknownVariableType]  # items are checked here
+    return isinstance(value, list | tuple) and all(map(_is_str, cast("Sequence[object]", value)))
+
+
+def _is_pool(value: object) -> bool:
+    return isinstance(value, Pool)
 
 
 def _is_pool_class(value: object) -> bool:
-    return value is None or (isinstance(value, type) and issubclass(value, Pool))
+    return isinstance(value, type) and issubclass(value, Pool)
 
 
 def _is_reset_style(value: object) -> bool:
-    return value is None or isinstance(value, bool | str | ResetStyle)
+    return isinstance(value, bool | str | ResetStyle)
 
 
 def _either(check: Callable[[object], bool]) -> Callable[[object], bool]:
@@ -256,35 +272,38 @@ def _either(check: Callable[[object], bool]) -> Callable[[object], bool]:
 #: from ``engine_from_config()`` files rather than refusing them. Options not listed
 #: (a dialect's own, say) go to SQLAlchemy unchecked; it rejects unknown names.
 ENGINE_OPTION_TYPES: Mapping[str, tuple[str, Callable[[object], bool]]] = {
-    "connect_args": ("a dict", lambda value: isinstance(value, Mapping)),
+    "connect_args": ("a dict", _is_mapping),
     "creator": ("a callable", callable),
     "echo": ('True, False, None or "debug"', _is_echo),
     "echo_pool": ('True, False, None or "debug"', _is_echo),
-    "enable_from_linting": ("True or False", lambda value: isinstance(value, bool)),
-    "execution_options": ("a dict", lambda value: isinstance(value, Mapping)),
-    "future": ("True or False", lambda value: isinstance(value, bool)),
-    "hide_parameters": ("True or False", lambda value: isinstance(value, bool)),
+    "enable_from_linting": ("True or False", _is_bool),
+    "execution_options": ("a dict", _is_mapping),
+    "future": ("True or False", _is_bool),
+    "hide_parameters": ("True or False", _is_bool),
     "insertmanyvalues_page_size": ("an int", _is_int),
-    "isolation_level": ("a str naming an isolation level", _either(lambda v: isinstance(v, str))),
+    "isolation_level": ("a str naming an isolation level", _either(_is_str)),
     "json_deserializer": ("a callable", callable),
     "json_serializer": ("a callable", callable),
     "label_length": ("an int or None", _either(_is_int)),
-    "logging_name": ("a str", lambda value: isinstance(value, str)),
+    "logging_name": ("a str", _is_str),
     "max_identifier_length": ("an int or None", _either(_is_int)),
     "max_overflow": ("an int", _is_int),
-    "paramstyle": ("a str or None", _either(lambda value: isinstance(value, str))),
+    "paramstyle": ("a str or None", _either(_is_str)),
     "plugins": ("a list of str", _is_str_list),
-    "pool": ("a sqlalchemy.pool.Pool instance", _either(lambda value: isinstance(value, Pool))),
-    "pool_logging_name": ("a str", lambda value: isinstance(value, str)),
-    "pool_pre_ping": ("True or False", lambda value: isinstance(value, bool)),
+    "pool": ("a sqlalchemy.pool.Pool instance", _either(_is_pool)),
+    "pool_logging_name": ("a str", _is_str),
+    "pool_pre_ping": ("True or False", _is_bool),
     "pool_recycle": ("a number of seconds (int or float)", _is_seconds),
-    "pool_reset_on_return": ('"rollback", "commit", "none", True, False or None', _is_reset_style),
+    "pool_reset_on_return": (
+        '"rollback", "commit", "none", True, False or None',
+        _either(_is_reset_style),
+    ),
     "pool_size": ("an int", _is_int),
     "pool_timeout": ("a number of seconds (int or float)", _is_seconds),
-    "pool_use_lifo": ("True or False", lambda value: isinstance(value, bool)),
-    "poolclass": ("a subclass of sqlalchemy.pool.Pool", _is_pool_class),
+    "pool_use_lifo": ("True or False", _is_bool),
+    "poolclass": ("a subclass of sqlalchemy.pool.Pool", _either(_is_pool_class)),
     "query_cache_size": ("an int", _is_int),
-    "use_insertmanyvalues": ("True or False", lambda value: isinstance(value, bool)),
+    "use_insertmanyvalues": ("True or False", _is_bool),
 }
 
 #: The strings an option takes, where it takes only some.
