@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging.config
 import re
 import sys
+import unittest
 from pathlib import Path
 from types import ModuleType
 from typing import cast
@@ -197,3 +199,13 @@ def test_migrating_page_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
         # Each base's table is in its own bind's database.
         assert sa.inspect(db.engine).get_table_names() == ["book"]
         assert sa.inspect(db.get_engine("auth")).get_table_names() == ["user"]
+
+    # The unittest case of the tearDown section passes, and its tearDown dropped the tables.
+    case = cast("type[unittest.TestCase]", namespace["BookTestCase"])
+    result = unittest.TextTestRunner(stream=io.StringIO()).run(
+        unittest.defaultTestLoader.loadTestsFromTestCase(case)
+    )
+    assert result.wasSuccessful(), result.errors + result.failures
+    assert result.testsRun == 1
+    with app.app_context():
+        assert sa.inspect(db.engine).get_table_names() == []
