@@ -151,7 +151,7 @@ class Database:
         self.bases = bases
         #: Every metadata of each bind key, in the order of the bases; needs no app.
         #: Several bases may share a bind, each with its own metadata.
-        self.metadatas_by_bind = metadatas_of(bases)
+        self.metadatas_by_bind: Mapping[str | None, tuple[sa.MetaData, ...]] = metadatas_of(bases)
         #: The metadata of each bind key, from the bases; needs no app. A bind with
         #: several metadatas has no single one: use :attr:`metadatas_by_bind` for it.
         self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(self.metadatas_by_bind)

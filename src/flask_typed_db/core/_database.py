@@ -179,7 +179,7 @@ class DatabaseCore:
         session_options: Mapping[str, Any] | None = None,
     ) -> None:
         #: Every metadata of each bind key, in the order of the bases. Read-only.
-        self.metadatas_by_bind = metadatas_of(bases)
+        self.metadatas_by_bind: Mapping[str | None, tuple[sa.MetaData, ...]] = metadatas_of(bases)
         #: The metadata of each bind key with one. Read-only.
         self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(self.metadatas_by_bind)
         specs = read_config(config, engine_options)
