@@ -149,12 +149,21 @@ def test_the_app_starts_with_its_database_down_and_says_so(instance_path: Path) 
         report = db.check_health(timeout=5)
         return report.as_dict(), 200 if report.ok else 503
 
+    @app.get("/internal/healthz")
+    def healthz_detail() -> ResponseReturnValue:
+        report = db.check_health(timeout=5)
+        return report.as_dict(detail=True), 200 if report.ok else 503
+
     client = app.test_client()
     assert client.get("/").status_code == 200
     health = client.get("/healthz")
     assert health.status_code == 503
-    assert "Connection refused" in health.text
-    assert "s3cret" not in health.text
+    assert health.json is not None
+    assert [bind["error"] for bind in health.json["binds"]] == ["OperationalError"]
+    detail = client.get("/internal/healthz")
+    assert detail.status_code == 503
+    assert "Connection refused" in detail.text
+    assert "s3cret" not in detail.text
     assert client.get("/count").status_code == 500
 
 

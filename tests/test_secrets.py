@@ -231,7 +231,7 @@ def test_password_in_the_query_is_hidden(
                 repr(db.engines["auth"]),
                 str(db.engine.url),
                 repr(db.engine.url),
-                json.dumps(report.as_dict()),
+                json.dumps(report.as_dict(detail=True)),
                 repr(read_config(app.config)),
             ]
     assert not report.ok
@@ -280,7 +280,7 @@ def test_password_in_the_query_reaches_the_driver(
     with caplog.at_level(logging.DEBUG), app.app_context():
         event.listen(db.engine, "do_connect", remember)
         report = db.check_health(timeout=5)
-        texts = [repr(db.engine), json.dumps(report.as_dict())]
+        texts = [repr(db.engine), json.dumps(report.as_dict(detail=True))]
     assert [args["password"] for args in connect_args] == [SECRET]
     if url.get_backend_name() == "postgresql":
         # The server trusts local connections, whatever the password.
