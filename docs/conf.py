@@ -38,8 +38,9 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(flask|werkzeug|click|sqlalchemy|pytest|_pytest)\b.*"),
     # Names that the modules import for type checkers only: autodoc sees them bare.
     (r"py:class", r"(Flask|App|ResponseReturnValue|Engine|Connection|Row)"),
-    # Type variables: placeholders, with no page of their own.
-    (r"py:class", r"(flask_typed_db\..*\.)?(T|T1|T2|Ts|T_co|M|P|V)"),
+    # Type variables, named as typing's conventions go (T, T1, Ts, T_co, P...):
+    # placeholders, with no page of their own.
+    (r"py:class", r"(flask_typed_db\..*\.)?[A-Z][0-9]?(s|_co|_contra)?"),
 ]
 
 # -- Autodoc ----------------------------------------------------------------------------
