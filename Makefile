@@ -114,4 +114,5 @@ test-py312: $(PY312_VENV)/.installed
 	$(PY312_VENV)/bin/pytest tests/test_isolation.py tests/test_isolation_sqlite_autocommit.py -k sqlite
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) $(PY312_VENV) .mypy_cache .pytest_cache .ruff_cache examples/instance
+	rm -rf $(VENV) $(MIN_VENV) $(PY312_VENV) .mypy_cache .pytest_cache .ruff_cache examples/instance \
+		docs/_build
