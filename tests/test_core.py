@@ -88,9 +88,9 @@ def test_transaction_always_closes_the_session(core: DatabaseCore, fails: bool) 
                 raise KeyError("the block failed")
     except KeyError:
         assert fails
-    (session,) = sessions
-    assert not session.in_transaction()
-    assert job not in session
+    (made,) = sessions
+    assert not made.in_transaction()
+    assert job not in made
     assert queue_pool(core.engine).checkedout() == 0
 
 

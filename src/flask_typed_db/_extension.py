@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from typing import Generic
 from typing import ParamSpec
 from typing import TypeVar
 from typing import cast
@@ -54,6 +55,7 @@ from .core import HealthReport
 from .core import ModelBase
 from .core import Pagination
 from .core import RecordedQuery
+from .core import RoutingSession
 from .core import metadatas_of
 from .core import paginate
 from .core._database import BindMetadatas
@@ -66,7 +68,9 @@ from .core._select import T2
 from .core._select import MappedClass
 from .core._select import Ts
 from .core._select import execute_select
+from .core._session import S
 from .core._session import close_or_invalidate
+from .core._session import session_class_of
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MappedClass)
@@ -82,7 +86,7 @@ _SQLALCHEMY_EXTENSION = "sqlalchemy"
 _G_SESSION_PREFIX = "_flask_typed_db_session_"
 _database_numbers = itertools.count()
 #: Every Database, so that a forked child can give each one a new ``g`` attribute.
-_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+_databases: weakref.WeakSet[Database[Any]] = weakref.WeakSet()
 
 #: Flask-SQLAlchemy's page size when neither the call nor the query string gives one.
 DEFAULT_PER_PAGE = 20
@@ -108,14 +112,14 @@ _current_request = cast("LocalProxy[Request]", request)._get_current_object  # p
 
 
 @dataclass(frozen=True)
-class _AppState:
+class _AppState(Generic[S]):
     """What a Database keeps for each app it is registered on."""
 
-    core: DatabaseCore
+    core: DatabaseCore[S]
     max_per_page: int | None
 
 
-class Database:
+class Database(Generic[S]):
     """Connect a Flask app to its databases, with one session per app context.
 
     The models stay plain SQLAlchemy: pass their declarative bases, and the same bases
@@ -137,13 +141,37 @@ class Database:
     :param bases: Declarative bases; a base's ``metadata.info["bind_key"]`` names
         the ``SQLALCHEMY_BINDS`` entry its models use.
     :param app: Call :meth:`init_app` on this app now.
+    :param session_class: The class of :attr:`session`, a subclass of
+        :class:`~flask_typed_db.core.RoutingSession`; it is part of the type
+        (``Database(Base, session_class=AuditedSession).session`` is an
+        ``AuditedSession``), and session events listened for on it apply to every
+        session of every app, workers' included when their
+        :class:`~flask_typed_db.core.DatabaseCore` gets the same class.
     :param engine_options: Defaults for every engine, below the config's options.
     :param session_options: Arguments for the :class:`~sqlalchemy.orm.sessionmaker`.
     """
 
+    @overload
+    def __init__(
+        self: Database[RoutingSession],
+        *bases: ModelBase,
+        app: Flask | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    @overload
     def __init__(
         self,
         *bases: ModelBase,
+        session_class: type[S],
+        app: Flask | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    def __init__(
+        self,
+        *bases: ModelBase,
+        session_class: type[RoutingSession] | None = None,
         app: Flask | None = None,
         engine_options: Mapping[str, Any] | None = None,
         session_options: Mapping[str, Any] | None = None,
@@ -157,6 +185,11 @@ class Database:
         self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(self.metadatas_by_bind)
         self._engine_options = dict(engine_options or {})
         self._session_options = dict(session_options or {})
+        #: The class of every :attr:`session`; listen for session events on it. (S is
+        #: the class given, by the overloads above.)
+        self.session_class: type[S] = cast(
+            "type[S]", session_class_of(session_class, self._session_options)
+        )
         # Where this Database's session lives on ``g``: one attribute, one lookup.
         self._g_session = _new_g_session_attribute()
         _databases.add(self)
@@ -181,6 +214,7 @@ class Database:
         core = DatabaseCore(
             app.config,
             *self.bases,
+            session_class=self.session_class,
             root_path=app.instance_path,
             engine_options=self._engine_options,
             session_options=self._session_options,
@@ -202,21 +236,21 @@ class Database:
         app.shell_context_processor(self._shell_context)
 
     @property
-    def session(self) -> Session:
+    def session(self) -> S:
         """The current app context's session, made on first use.
 
         The same object for the whole context; closed at its teardown, so anything not
         committed is rolled back.
         """
         context = _app_context("'db.session'")
-        session: Session | None = context.g.get(self._g_session)
+        session: S | None = context.g.get(self._g_session)
         if session is None:
             session = self._state_of(context.app, "'db.session'").core.sessionmaker()
             setattr(context.g, self._g_session, session)
         return session
 
     @property
-    def sessionmaker(self) -> sessionmaker[Session]:
+    def sessionmaker(self) -> sessionmaker[S]:
         """The current app's session factory, for sessions you manage yourself."""
         return self._state("'db.sessionmaker'").core.sessionmaker
 
@@ -363,7 +397,7 @@ class Database:
         return mark_manual(view)
 
     @contextmanager
-    def transaction(self) -> Generator[Session, None, None]:
+    def transaction(self) -> Generator[S, None, None]:
         """A unit of work inside a view on :attr:`session`: commit everything the
         session holds when the block succeeds, roll back and re-raise when it raises::
 
@@ -380,7 +414,7 @@ class Database:
         session.commit()
 
     @contextmanager
-    def savepoint(self) -> Generator[Session, None, None]:
+    def savepoint(self) -> Generator[S, None, None]:
         """A SAVEPOINT on :attr:`session`: when the block raises, only its own work is
         undone, and the exception propagates; when it succeeds, its work stays part of
         the session's transaction, to be committed with the rest::
@@ -613,7 +647,7 @@ class Database:
         bases = ", ".join(base.__name__ for base in self.bases)
         return f"<{type(self).__name__}({bases})>"
 
-    def _state(self, what: str, app: Flask | None = None) -> _AppState:
+    def _state(self, what: str, app: Flask | None = None) -> _AppState[S]:
         """This Database's state for ``app``, or for the current app if not given."""
         if app is None:
             return self._state_of(_app_context(what).app, what)
@@ -625,7 +659,7 @@ class Database:
             )
         return registered
 
-    def _state_of(self, current: Flask, what: str) -> _AppState:
+    def _state_of(self, current: Flask, what: str) -> _AppState[S]:
         """This Database's state for ``current``, the current app."""
         state = _states(current).get(self)
         if state is None:
@@ -757,10 +791,10 @@ def _extensions(app: Flask) -> dict[str, Any]:
     return app.extensions  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
 
 
-def _states(app: Flask) -> dict[Database, _AppState]:
+def _states(app: Flask) -> dict[Database[Any], _AppState[Any]]:
     """The state of each Database registered on ``app``, kept in ``app.extensions``."""
     extensions = _extensions(app)
-    states: dict[Database, _AppState] | None = extensions.get(_EXTENSION)
+    states: dict[Database[Any], _AppState[Any]] | None = extensions.get(_EXTENSION)
     if states is None:
         states = extensions[_EXTENSION] = {}
     return states

@@ -19,7 +19,6 @@ from flask import Response
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
-from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import sessionmaker
 
@@ -30,6 +29,7 @@ from flask_typed_db.core import BindSpec
 from flask_typed_db.core import DatabaseCore
 from flask_typed_db.core import HealthReport
 from flask_typed_db.core import RecordedQuery
+from flask_typed_db.core import RoutingSession
 from flask_typed_db.core import read_config
 
 
@@ -45,9 +45,10 @@ class User(Base):
 
 def check_adapter(app: Flask) -> None:
     db = Database(Base, app=app)
-    assert_type(db.session, Session)
-    assert_type(db.sessionmaker, sessionmaker[Session])
-    assert_type(db.sessionmaker(), Session)
+    assert_type(db.session, RoutingSession)
+    assert_type(db.sessionmaker, sessionmaker[RoutingSession])
+    assert_type(db.sessionmaker(), RoutingSession)
+    assert_type(db.session_class, type[RoutingSession])
     assert_type(db.engine, sa.Engine)
     assert_type(db.engines, Mapping[str | None, sa.Engine])
     assert_type(db.get_engine("auth"), sa.Engine)
@@ -72,15 +73,15 @@ def check_adapter(app: Flask) -> None:
 
 def check_core(settings: Mapping[str, object]) -> None:
     core = DatabaseCore(settings, Base, root_path="instance")
-    assert_type(core.transaction(), AbstractContextManager[Session])
+    assert_type(core.transaction(), AbstractContextManager[RoutingSession])
     with core.transaction() as session:
-        assert_type(session, Session)
+        assert_type(session, RoutingSession)
         assert_type(session.scalars(sa.select(User)).one(), User)
     with core as same:
-        assert_type(same, DatabaseCore)
+        assert_type(same, DatabaseCore[RoutingSession])
     assert_type(core.engine, sa.Engine)
     assert_type(core.engines, Mapping[str | None, sa.Engine])
-    assert_type(core.sessionmaker, sessionmaker[Session])
+    assert_type(core.sessionmaker, sessionmaker[RoutingSession])
     assert_type(read_config(settings), dict[str | None, BindSpec])
     with core.test_isolation() as connections:
         assert_type(connections, Mapping[str | None, sa.Connection])
@@ -101,9 +102,9 @@ def check_units_of_work(app: Flask) -> None:
     assert_type(db.commit_on_success(show_user_later)(1), Awaitable[Response])
     assert_type(db.manual_commit(show_user)(1), ResponseReturnValue)
     with db.transaction() as session:
-        assert_type(session, Session)
+        assert_type(session, RoutingSession)
     with db.savepoint() as session:
-        assert_type(session, Session)
+        assert_type(session, RoutingSession)
 
 
 def check_operations(app: Flask, settings: Mapping[str, object]) -> None:
@@ -125,3 +126,39 @@ def check_operations(app: Flask, settings: Mapping[str, object]) -> None:
     assert_type(core.check_health(), HealthReport)
     with core.record_queries() as recorded:
         assert_type(recorded, Sequence[RecordedQuery])
+
+
+class AuditedSession(RoutingSession):
+    """A custom session class with a method of its own."""
+
+    def audit(self, action: str) -> int:
+        return len(action)
+
+
+def check_custom_session_class(app: Flask, settings: Mapping[str, object]) -> None:
+    db = Database(Base, session_class=AuditedSession, app=app)
+    assert_type(db, Database[AuditedSession])
+    assert_type(db.session, AuditedSession)
+    assert_type(db.session.audit("export"), int)
+    assert_type(db.sessionmaker, sessionmaker[AuditedSession])
+    assert_type(db.sessionmaker(), AuditedSession)
+    assert_type(db.session_class, type[AuditedSession])
+    with db.transaction() as session:
+        assert_type(session, AuditedSession)
+    with db.savepoint() as session:
+        assert_type(session, AuditedSession)
+    core = DatabaseCore(settings, Base, session_class=AuditedSession)
+    assert_type(core, DatabaseCore[AuditedSession])
+    assert_type(core.sessionmaker, sessionmaker[AuditedSession])
+    with core.transaction() as worker_session:
+        assert_type(worker_session, AuditedSession)
+        assert_type(worker_session.audit("report"), int)
+    with core as same:
+        assert_type(same, DatabaseCore[AuditedSession])
+
+
+def annotated_without_arguments(db: Database, core: DatabaseCore) -> None:
+    # The common case names no session class anywhere.
+    assert_type(db.session, RoutingSession)
+    with core.transaction() as session:
+        assert_type(session, RoutingSession)

@@ -11,15 +11,17 @@ from contextlib import AbstractContextManager
 from types import MappingProxyType
 from types import TracebackType
 from typing import Any
+from typing import Generic
 from typing import Literal
 from typing import Self
 from typing import TypeAlias
+from typing import cast
+from typing import overload
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import DeclarativeBaseNoMeta
-from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as _sessionmaker
 
 from ._config import describe_bind
@@ -32,6 +34,8 @@ from ._isolation import isolated
 from ._recording import RecordedQuery
 from ._recording import recording
 from ._session import RoutingSession
+from ._session import S
+from ._session import session_class_of
 
 #: A declarative base whose ``metadata.info["bind_key"]`` names its bind.
 ModelBase: TypeAlias = type[DeclarativeBase] | type[DeclarativeBaseNoMeta]
@@ -145,7 +149,7 @@ def default_metadata(metadatas: Mapping[str | None, sa.MetaData]) -> sa.MetaData
         ) from None
 
 
-class DatabaseCore:
+class DatabaseCore(Generic[S]):
     """Everything a process needs to talk to its databases, without Flask.
 
     Built from the same ``SQLALCHEMY_*`` keys as the Flask extension, so a worker or a
@@ -163,6 +167,9 @@ class DatabaseCore:
         ``SQLALCHEMY_ENGINE_OPTIONS``, ``SQLALCHEMY_ECHO``.
     :param bases: The declarative bases of the models. Each base's
         ``metadata.info["bind_key"]`` (absent: the default bind) picks its engine.
+    :param session_class: The class of the sessions, a subclass of
+        :class:`RoutingSession`; it is part of the type (``core.transaction()`` yields
+        one), and session events listened for on it apply to every session made of it.
     :param root_path: The directory relative SQLite paths are resolved against.
     :param engine_options: Defaults for every engine, below the config's options.
     :param session_options: Arguments for the :class:`~sqlalchemy.orm.sessionmaker`.
@@ -170,10 +177,30 @@ class DatabaseCore:
         none. The message names the config key to set.
     """
 
+    @overload
+    def __init__(
+        self: DatabaseCore[RoutingSession],
+        config: Mapping[str, Any],
+        *bases: ModelBase,
+        root_path: str | os.PathLike[str] | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    @overload
     def __init__(
         self,
         config: Mapping[str, Any],
         *bases: ModelBase,
+        session_class: type[S],
+        root_path: str | os.PathLike[str] | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *bases: ModelBase,
+        session_class: type[RoutingSession] | None = None,
         root_path: str | os.PathLike[str] | None = None,
         engine_options: Mapping[str, Any] | None = None,
         session_options: Mapping[str, Any] | None = None,
@@ -190,19 +217,21 @@ class DatabaseCore:
                     " must be set to that database's URL."
                 )
         session_options = dict(session_options or {})
-        session_class: type[Session] = session_options.pop("class_", RoutingSession)
-        if not issubclass(session_class, RoutingSession):
-            raise TypeError(
-                "session_options['class_'] must be a subclass of"
-                " flask_typed_db.core.RoutingSession, which routes models to their binds."
-            )
+        #: The class of the sessions made here: events listened for on it apply to
+        #: every one of them. (S is the class given, by the overloads above.)
+        self.session_class: type[S] = cast(
+            "type[S]", session_class_of(session_class, session_options)
+        )
 
         engines = {key: create_engine(spec, root_path) for key, spec in specs.items()}
         #: The engine of each bind, the default bind under ``None``. Read-only.
         self.engines: Mapping[str | None, sa.Engine] = MappingProxyType(engines)
         #: Makes sessions that route each model and table to its bind's engine.
-        self.sessionmaker: _sessionmaker[Session] = _sessionmaker(
-            bind=engines.get(None), class_=session_class, engines=self.engines, **session_options
+        self.sessionmaker: _sessionmaker[S] = _sessionmaker(
+            bind=engines.get(None),
+            class_=self.session_class,
+            engines=self.engines,
+            **session_options,
         )
         self._health = HealthChecker(self.engines)
 
@@ -230,7 +259,7 @@ class DatabaseCore:
         except KeyError:
             raise KeyError(missing_bind_message(bind_key)) from None
 
-    def transaction(self) -> AbstractContextManager[Session]:
+    def transaction(self) -> AbstractContextManager[S]:
         """A unit of work for workers and scripts: commit when the block succeeds,
         roll back and re-raise when it raises, close the session either way::
 

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
+from typing import TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
@@ -16,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
+
+_S = TypeVar("_S", bound=Session)
 
 #: The sessionmaker arguments isolation changes, and puts back as they were.
 _CONFIGURED = ("bind", "engines", "join_transaction_mode")
@@ -32,7 +35,7 @@ class LazyLoadError(AssertionError):
 
 @contextmanager
 def isolated(
-    maker: sessionmaker[Session],
+    maker: sessionmaker[_S],
     engines: Mapping[str | None, sa.Engine],
     *,
     forbid_lazy_loads: bool = False,
@@ -67,7 +70,7 @@ def isolated(
         yield MappingProxyType(connections)
 
 
-def _restore(maker: sessionmaker[Session], saved: Mapping[str, Any]) -> None:
+def _restore(maker: sessionmaker[_S], saved: Mapping[str, Any]) -> None:
     for key in _CONFIGURED:
         maker.kw.pop(key, None)
     maker.kw.update(saved)

@@ -13,8 +13,13 @@ from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ClauseElement
+from typing_extensions import TypeVar
 
 from ._config import missing_bind_message
+
+#: The session class of a :class:`~flask_typed_db.core.DatabaseCore` or
+#: :class:`~flask_typed_db.Database`: :class:`RoutingSession` unless given.
+S = TypeVar("S", bound="RoutingSession", default="RoutingSession")
 
 
 class RoutingSession(Session):
@@ -74,6 +79,32 @@ class RoutingSession(Session):
             return self._engines[key]
         except KeyError:
             raise sa_exc.UnboundExecutionError(missing_bind_message(key)) from None
+
+
+def session_class_of(
+    session_class: type[RoutingSession] | None, session_options: dict[str, Any]
+) -> type[RoutingSession]:
+    """The class to make sessions of: ``session_class``, or Flask-SQLAlchemy's spelling
+    of it, ``session_options["class_"]`` (taken out of the options), or
+    :class:`RoutingSession`.
+
+    :raises TypeError: If both are given, or the class does not route models to their
+        binds.
+    """
+    from_options: object = session_options.pop("class_", None)
+    if session_class is not None and from_options is not None:
+        raise TypeError(
+            "The session class is given twice: pass it as 'session_class=' only, not also"
+            " as session_options['class_']."
+        )
+    chosen = session_class or from_options or RoutingSession
+    if not (isinstance(chosen, type) and issubclass(chosen, RoutingSession)):
+        where = "session_class" if session_class is not None else "session_options['class_']"
+        raise TypeError(
+            f"{where} must be a subclass of flask_typed_db.core.RoutingSession, which"
+            " routes models to their binds."
+        )
+    return chosen
 
 
 def close_or_invalidate(session: Session) -> Exception | None:
