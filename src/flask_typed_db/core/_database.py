@@ -155,7 +155,7 @@ class DatabaseCore(Generic[S]):
     Built from the same ``SQLALCHEMY_*`` keys as the Flask extension, so a worker or a
     script gets exactly the engines and sessions the web app gets::
 
-        core = DatabaseCore(settings, Base, AuthBase, root_path="instance")
+        core = DatabaseCore(settings, Base, AuthBase, root_path=INSTANCE_PATH)
         with core.transaction() as session:
             session.add(Report(...))
 
@@ -170,7 +170,9 @@ class DatabaseCore(Generic[S]):
     :param session_class: The class of the sessions, a subclass of
         :class:`RoutingSession`; it is part of the type (``core.transaction()`` yields
         one), and session events listened for on it apply to every session made of it.
-    :param root_path: The directory relative SQLite paths are resolved against.
+    :param root_path: The absolute path of the directory relative SQLite paths are
+        resolved against, as a Flask app's instance folder; made when a database in it
+        is first connected to. ``None`` leaves them relative to the working directory.
     :param engine_options: Defaults for every engine, below the config's options.
     :param session_options: Arguments for the :class:`~sqlalchemy.orm.sessionmaker`.
     :raises RuntimeError: If the config has no database URL, or a base's bind key has
@@ -209,6 +211,13 @@ class DatabaseCore(Generic[S]):
         self.metadatas_by_bind: Mapping[str | None, tuple[sa.MetaData, ...]] = metadatas_of(bases)
         #: The metadata of each bind key with one. Read-only.
         self.metadatas: Mapping[str | None, sa.MetaData] = BindMetadatas(self.metadatas_by_bind)
+        if root_path is not None and not os.path.isabs(root_path):
+            raise ValueError(
+                "root_path must be an absolute path, as Flask's instance_path is: a"
+                " relative one would name another SQLite file from each working"
+                " directory. Resolve it from your package, for example"
+                " Path(__file__).resolve().parent / 'instance'."
+            )
         specs = read_config(config, engine_options)
         for key in self.metadatas:
             if key not in specs:

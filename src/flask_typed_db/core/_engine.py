@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import NullPool
@@ -43,6 +44,11 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
         make_fork_safe(engine)
     if url.get_dialect().driver == "pysqlite":
         _begin_before_savepoints(engine.dialect)
+    if root_path is not None and url is not spec.url and url.get_backend_name() == "sqlite":
+        # The path was resolved against root_path (the instance folder): make its folder
+        # when the file is first opened, not now, so that building an app or a core
+        # never writes to the disk.
+        _make_folder_on_connect(engine, url)
     if (
         url.get_backend_name() in _SERVER_BACKENDS
         and "pool_pre_ping" not in options
@@ -108,9 +114,19 @@ def _resolve_sqlite_path(url: URL, root_path: str | os.PathLike[str]) -> URL:
     path = database.removeprefix("file:") if is_uri else database
     if os.path.isabs(path):
         return url
-    os.makedirs(root_path, exist_ok=True)
     path = os.path.join(root_path, path)
     return url.set(database=f"file:{path}" if is_uri else path)
+
+
+def _make_folder_on_connect(engine: sa.Engine, url: URL) -> None:
+    path = (url.database or "").removeprefix("file:")
+    folder = os.path.dirname(path)
+
+    def make_folder(*_: object) -> None:
+        os.makedirs(folder, exist_ok=True)
+
+    # A dialect event: it runs once per new DBAPI connection, nothing per statement.
+    event.listen(engine, "do_connect", make_folder)
 
 
 def _begin_before_savepoints(dialect: Dialect) -> None:
