@@ -34,7 +34,10 @@ def run_examples(page: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, object
     blocks = CODE_BLOCK.findall((DOCS / page).read_text(encoding="utf-8"))
     assert blocks, f"no python examples in {page}"
     for number, block in enumerate(blocks, start=1):
-        exec(compile(block, f"{page}, example {number}", "exec"), module.__dict__)
+        # dont_inherit: without this file's own __future__ import, an example's
+        # annotations are evaluated, so a name it never defined fails.
+        code = compile(block, f"{page}, example {number}", "exec", dont_inherit=True)
+        exec(code, module.__dict__)
     return module.__dict__
 
 
