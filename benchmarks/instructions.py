@@ -1,7 +1,8 @@
 """CPU instructions per request, counted by Valgrind: what timing cannot see on a noisy
 machine.
 
-The apps of ``requests_bench.py``, on SQLite. For each hash seed, each app runs in a
+The apps of ``requests_bench.py``, on SQLite or the server ``--url`` names (only this
+process's instructions are counted, not the server's). For each hash seed, each app runs in a
 process of its own under ``valgrind --tool=callgrind`` twice: warmed up and then sent
 ``--requests`` requests, and warmed up only; the difference, divided by the requests,
 is the app's instructions per request. The count is exact and the same on every
@@ -15,7 +16,7 @@ attribute cache happens to collide or not. Read the mean over the seeds, and com
 the twin, the baseline's code on model classes of its own, with the baseline.
 
     .venv/bin/python benchmarks/instructions.py [--seeds 6] [--requests 200]
-        [--workloads get 404 page] [--apps baseline twin typed-db fsa]
+        [--workloads get 404 page] [--apps baseline twin typed-db fsa] [--url URL]
 
 Needs ``valgrind`` on the PATH (Debian's package of that name).
 """
@@ -34,6 +35,8 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import sqlalchemy as sa
 
 # Run as a script, this file's directory is on the path, not the project's.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -98,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=200, help="counted per process")
     parser.add_argument("--workloads", nargs="+", default=["get", "404", "page"])
     parser.add_argument("--apps", nargs="+", default=["baseline", "twin", "typed-db", "fsa"])
+    parser.add_argument(
+        "--url",
+        help="a server's database URL (its tables are made and dropped); default: SQLite",
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not on the PATH")
@@ -105,10 +112,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--apps must include baseline: the ratios are to it")
     seeds = range(1, args.seeds + 1)
     with tempfile.TemporaryDirectory() as directory:
-        url = f"sqlite:///{Path(directory) / 'instructions.db'}"
+        url = args.url or f"sqlite:///{Path(directory) / 'instructions.db'}"
         _, engine = bench.baseline_app(url)
         bench.create_tables(engine, bench.BaselineBase.metadata)
-        engine.dispose()
         jobs = [
             (app, workload, seed)
             for workload in args.workloads
@@ -120,10 +126,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             app, workload, seed = job
             return per_request(app, workload, url, args.requests, seed)
 
-        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-            results = dict(zip(jobs, pool.map(measure, jobs), strict=True))
+        try:
+            with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+                results = dict(zip(jobs, pool.map(measure, jobs), strict=True))
+        finally:
+            bench.BaselineBase.metadata.drop_all(engine)
+            engine.dispose()
+    backend = sa.make_url(url).get_backend_name()
     print(
-        f"Instructions per request (thousands), SQLite, {args.requests} requests, hash seeds"
+        f"Instructions per request (thousands), {backend}, {args.requests} requests, hash seeds"
         f" 1 to {args.seeds}: the mean and, in brackets, the lowest and highest seed; the ratio"
         " of the means to the baseline's, and the lowest and highest per-seed ratio."
     )
