@@ -172,8 +172,7 @@ def test_metadatas_of_a_bind_no_base_declares_says_how_to_declare_it() -> None:
     assert "reports" not in db.metadatas
 
 
-def test_session_class_must_route_binds(instance_path: Path) -> None:
-    app = make_app(instance_path, SQLALCHEMY_DATABASE_URI="sqlite://")
-    db = Database(Base, session_options={"class_": Session})
+def test_session_class_must_route_binds() -> None:
+    # Refused where it is given, before any app.
     with pytest.raises(TypeError, match="RoutingSession"):
-        db.init_app(app)
+        Database(Base, session_options={"class_": Session})
