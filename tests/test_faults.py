@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,11 +14,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import mapped_column
 from werkzeug.exceptions import HTTPException
 
 from flask_typed_db import Database
-from flask_typed_db.core._identity import identity_fits
+from flask_typed_db.core._identity import NO_ROW
+from flask_typed_db.core._identity import identity_for
 
 
 class Base(DeclarativeBase):
@@ -218,13 +221,18 @@ def test_the_session_stays_usable_after_an_id_too_large(
         (dialect("postgresql+psycopg"), Pair, (2**15 - 1, "a"), True),
         (dialect("postgresql+psycopg"), Pair, {"left": -(2**15) - 1, "right": "a"}, False),
         (dialect("postgresql+psycopg"), Pair, {"right": "a", "left": 7}, True),
-        (dialect("postgresql+psycopg"), Small, "2147483648", True),
+        (dialect("postgresql+psycopg"), Small, "2147483648", False),
+        (dialect("postgresql+psycopg"), Small, "2147483647", True),
     ],
 )
 def test_identity_fits_its_primary_key_columns(
     backend: sa.Dialect, model: type[Base], ident: object, fits: bool
 ) -> None:
     assert identity_fits(sa.inspect(model), ident, backend) is fits
+
+
+def identity_fits(mapper: Mapper[Any], ident: object, backend: sa.Dialect) -> bool:
+    return identity_for(mapper, ident, backend) is not NO_ROW
 
 
 def test_unsigned_mysql_integers_fit_up_to_their_own_maximum() -> None:

@@ -60,8 +60,10 @@ from .core import metadatas_of
 from .core import paginate
 from .core._database import BindMetadatas
 from .core._database import default_metadata
-from .core._identity import identity_fits
-from .core._identity import needs_check
+from .core._identity import NO_ROW
+from .core._identity import identity_for
+from .core._identity import needs_judging
+from .core._identity import with_lookups_judged
 from .core._recording import QueryRecorder
 from .core._select import T1
 from .core._select import T2
@@ -443,8 +445,11 @@ class Database(Generic[S]):
     ) -> M:
         """Return the ``entity`` with primary key ``ident``, or abort with 404.
 
-        An integer too large for its primary-key column (``/books/99999999999``) is a
-        404 without a query: sent, it would be a database error on some backends.
+        An ``ident`` its primary-key column cannot hold is a 404 without a query:
+        ``"1abc"``, ``"1.0"`` or a number past the column's range for an integer key, a
+        string that is no UUID for a UUID key. Sent, it would be a database error on
+        some backends and another row on others. A string of digits for an integer key
+        is converted: ``/books/<book_id>`` finds the same book as ``<int:book_id>``.
 
         :param entity: A mapped class.
         :param ident: The primary key value, as :meth:`Session.get
@@ -455,10 +460,10 @@ class Database(Generic[S]):
         :param with_for_update: Lock the row (``SELECT ... FOR UPDATE``) until the
             transaction ends; queried even if the object is in the session already.
         """
-        if needs_check(ident):
+        if needs_judging(ident):
             mapper = class_mapper(entity)
-            dialect = self.session.get_bind(mapper=mapper).dialect
-            if not identity_fits(mapper, ident, dialect):
+            ident = identity_for(mapper, ident, self.session.get_bind(mapper=mapper).dialect)
+            if ident is NO_ROW:
                 abort(404, description=description)
         # Only what is switched on: SQLAlchemy 2.1 does extra work for an explicit
         # populate_existing=False, and before 2.0.13 types with_for_update as ForUpdateArg.
@@ -509,8 +514,14 @@ class Database(Generic[S]):
         :class:`~sqlalchemy.engine.Row`. A first row whose one value is NULL is
         returned as ``None``, not taken for a missing row.
 
+        The values of the WHERE clause's AND-ed ``column == value`` and
+        ``column.in_(values)`` are judged as :meth:`get_or_404` judges an ``ident``:
+        a lookup no row can match, such as ``Book.id == 2**31`` for an ``INTEGER``
+        column, finds nothing, on every backend.
+
         :param description: The 404 page's description.
         """
+        statement = with_lookups_judged(statement, self.session)
         row = execute_select(self.session, statement).first()
         if row is None:
             abort(404, description=description)
@@ -548,10 +559,11 @@ class Database(Generic[S]):
         several.
 
         For a select of one entity or column, the entity or value; for several, the
-        :class:`~sqlalchemy.engine.Row`.
+        :class:`~sqlalchemy.engine.Row`. Lookups are judged as in :meth:`first_or_404`.
 
         :param description: The 404 page's description.
         """
+        statement = with_lookups_judged(statement, self.session)
         try:
             row = execute_select(self.session, statement).one()
         except (NoResultFound, MultipleResultsFound):
