@@ -8,6 +8,7 @@ answer with a 500. Each value is judged against its column's type first.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
@@ -26,6 +29,8 @@ from sqlalchemy.orm import mapped_column
 from werkzeug.exceptions import NotFound
 
 from flask_typed_db import Database
+from flask_typed_db.core._identity import NO_ROW
+from flask_typed_db.core._identity import value_for
 
 TOKEN = uuid.UUID("0b9a6f4e-3c1d-4e5f-8a7b-9c0d1e2f3a4b")
 TICKET = uuid.UUID("f1e2d3c4-b5a6-4978-8695-a4b3c2d1e0f9")
@@ -364,3 +369,58 @@ def test_a_lookup_with_loader_options_and_a_join_is_judged_too() -> None:
     assert db.one_or_404(statement).id == 1
     with pytest.raises(NotFound):
         db.first_or_404(statement.where(other.id == 2**40))
+
+
+# value_for: what each type holds on each backend, without a database
+
+
+def dialect(url: str) -> Dialect:
+    """A dialect as an engine of that URL has it; nothing is connected."""
+    return sa.create_engine(url).dialect
+
+
+class Color(enum.Enum):
+    RED = "r"
+    BLUE = "b"
+
+
+@pytest.mark.parametrize(
+    ("type_", "url", "value", "held"),
+    [
+        (mysql.TINYINT(), "mysql+pymysql://", 127, 127),
+        (mysql.TINYINT(), "mysql+pymysql://", 128, NO_ROW),
+        (mysql.TINYINT(unsigned=True), "mysql+pymysql://", "255", 255),
+        (mysql.MEDIUMINT(), "mysql+pymysql://", 2**23, NO_ROW),
+        (mysql.MEDIUMINT(), "mysql+pymysql://", -(2**23), -(2**23)),
+        (sa.SmallInteger(), "postgresql+psycopg://", "-32769", NO_ROW),
+        (sa.BigInteger(), "postgresql+psycopg://", str(2**63 - 1), 2**63 - 1),
+        (
+            sa.BigInteger().with_variant(sa.SmallInteger(), "postgresql"),
+            "postgresql+psycopg://",
+            2**15,
+            NO_ROW,
+        ),
+        (sa.Integer(), "sqlite://", 2**63, NO_ROW),
+        (sa.Integer(), "sqlite://", Color.RED, NO_ROW),
+        (sa.Enum(Color), "sqlite://", "RED", "RED"),
+        (sa.Enum(Color), "sqlite://", "r", NO_ROW),
+        (sa.Enum(Color), "sqlite://", Color.BLUE, Color.BLUE),
+        (sa.String(3), "sqlite://", "four", "four"),
+        (sa.String(), "postgresql+psycopg://", "x" * 10_000, "x" * 10_000),
+        (sa.Uuid(as_uuid=False), "sqlite://", str(TOKEN).upper(), str(TOKEN).upper()),
+        (sa.Uuid(), "sqlite://", TOKEN.hex, TOKEN),
+        (sa.Date(), "postgresql+psycopg://", "2024-13-01", "2024-13-01"),
+    ],
+    ids=repr,
+)
+def test_value_for_judges_a_value_by_its_type_on_the_backend(
+    type_: sa.types.TypeEngine[Any], url: str, value: object, held: object
+) -> None:
+    assert value_for(type_, value, dialect(url)) == held
+
+
+def test_value_for_leaves_integers_unbounded_on_backends_it_does_not_size() -> None:
+    unknown = DefaultDialect()  # a backend whose integer sizes are not known here
+    assert value_for(sa.Integer(), str(2**100), unknown) == 2**100
+    assert value_for(sa.Integer(), "1" * 41, unknown) is NO_ROW
+    assert value_for(sa.Integer(), "1abc", unknown) is NO_ROW
