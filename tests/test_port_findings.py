@@ -59,11 +59,6 @@ def count_posts(session: Session) -> int:
     return session.scalar(sa.select(sa.func.count()).select_from(Post)) or 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Fix in core/_database.py default_metadata(): with no metadata at all, say"
-    " that Database() was given no model base and to pass it, Database(Base).",
-)
 def test_database_without_bases_says_to_pass_the_models_base() -> None:
     # 'db = SQLAlchemy()' moved over word for word: no base, so no tables. Flask-Migrate's
     # env.py then asks for db.metadata.

@@ -144,6 +144,11 @@ def default_metadata(metadatas: Mapping[str | None, sa.MetaData]) -> sa.MetaData
     try:
         return metadatas[None]
     except KeyError:
+        if not metadatas:
+            raise RuntimeError(
+                "No model base was given, so there is no metadata: pass your models'"
+                " declarative base, Database(Base) or DatabaseCore(config, Base)."
+            ) from None
         raise RuntimeError(
             "No model base uses the default bind; use 'metadatas[key]' for a bind key."
         ) from None
