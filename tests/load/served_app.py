@@ -8,7 +8,8 @@ It is configured through the environment, as a deployed app is: the example's ow
 ``Config.from_prefixed_env`` reads as JSON, e.g.
 ``LOAD_APP_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 1, "pool_timeout": 1}'``.
 
-Besides the example's views it has a few under ``/load/`` that the faults need.
+Besides the example's views it has a few under ``/load/`` that the faults need, and
+those of ``served_hardening`` when a test switches them on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from flask import Flask
 from flask import Response
 from flask.typing import ResponseReturnValue
 from sqlalchemy.pool import QueuePool
+from tests.load.served_hardening import CLOSE_FAILS_SWITCH
+from tests.load.served_hardening import FORK_SWITCH
+from tests.load.served_hardening import fail_closing_sessions
+from tests.load.served_hardening import forking
 
 from bookshelf.app import create_app
 from bookshelf.app import db
@@ -126,5 +131,9 @@ def create_served_app() -> Flask:
         # holds an open connection when gunicorn forks, which no worker may share.
         with app.app_context():
             db.session.execute(sa.select(sa.literal(1)))
+    if is_set(config, FORK_SWITCH):
+        app.register_blueprint(forking)
+    if is_set(config, CLOSE_FAILS_SWITCH):
+        fail_closing_sessions(app)
     atexit.register(report_pool, app)
     return app
