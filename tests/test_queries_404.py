@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import registry
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
@@ -321,3 +322,109 @@ def test_one_or_404_in_a_view_responds_404_for_several_rows(app: Flask) -> None:
     assert client.get("/only/bob").text == "2"
     assert client.get("/only/ann").status_code == 404
     assert client.get("/only/cy").status_code == 404
+
+
+# Statements besides select(), and classes mapped without a declarative base
+
+
+@pytest.mark.usefixtures("request_context")
+def test_first_or_404_loads_the_entities_of_a_union_of_entity_selects() -> None:
+    union = sa.union_all(sa.select(User).where(User.id == 99), sa.select(User).where(User.id == 2))
+    user = db.first_or_404(union)
+    assert isinstance(user, User)
+    assert user is db.session.get(User, 2)
+
+
+def posts_of(user_id: int) -> sa.Select[User, int]:
+    return sa.select(User, Post.id).join(User.posts).where(User.id == user_id)
+
+
+@pytest.mark.usefixtures("request_context")
+def test_one_or_404_loads_the_entities_and_values_of_a_union() -> None:
+    # Bound first: mypy infers a union written inline from the assignment's targets.
+    union = sa.union_all(posts_of(99), posts_of(98), posts_of(2))
+    user, post_id = db.one_or_404(union)
+    assert (type(user), user.id, post_id) == (User, 2, 4)
+    with pytest.raises(NotFound):
+        db.one_or_404(sa.union_all(posts_of(1), posts_of(2)))
+
+
+def test_one_or_404_loads_the_entities_of_a_nested_union(app: Flask) -> None:
+    if db_dialect(app) == "sqlite":
+        pytest.skip("SQLite takes no parentheses around the selects of a union")
+    union = sa.union_all(sa.union_all(posts_of(99), posts_of(98)), posts_of(2))
+    with app.test_request_context():
+        user, post_id = db.one_or_404(union)
+    assert (type(user), user.id, post_id) == (User, 2, 4)
+
+
+@pytest.mark.usefixtures("request_context")
+def test_first_or_404_returns_the_value_or_row_of_a_union_of_columns() -> None:
+    names = sa.union_all(sa.select(User.name).where(User.id == 2), sa.select(User.name))
+    assert db.first_or_404(names.limit(1)) == "bob"
+    pairs = sa.union_all(
+        sa.select(User.id, User.name).where(User.id == 3),
+        sa.select(User.id, User.name).where(User.id == 99),
+    )
+    assert tuple(db.one_or_404(pairs)) == (3, "ann")
+
+
+@pytest.mark.usefixtures("request_context")
+def test_first_and_one_or_404_load_entities_from_a_textual_statement() -> None:
+    textual = sa.text("SELECT * FROM queries_user WHERE name = :name ORDER BY id")
+    ann = sa.select(User).from_statement(textual.columns(User.id, User.name, User.nickname))
+    assert db.first_or_404(ann.params(name="ann")) is db.session.get(User, 1)
+    assert db.one_or_404(ann.params(name="bob")).id == 2
+    with pytest.raises(NotFound):
+        db.one_or_404(ann.params(name="ann"))
+    with pytest.raises(NotFound):
+        db.first_or_404(ann.params(name="cy"))
+
+
+@pytest.mark.usefixtures("request_context")
+def test_one_or_404_returns_what_an_insert_returning_gives() -> None:
+    insert = sa.insert(Membership).values(group_id=3, user_id=3, role="guest")
+    assert db.one_or_404(insert.returning(Membership.role)) == "guest"
+
+
+@pytest.mark.usefixtures("request_context")
+@pytest.mark.parametrize("helper", ["first_or_404", "one_or_404"])
+def test_a_statement_that_returns_no_rows_is_refused_before_it_runs(helper: str) -> None:
+    update = sa.update(User).values(name="eve")
+    with db.record_queries() as queries, pytest.raises(TypeError, match=r"\.returning\("):
+        getattr(db, helper)(update)
+    assert queries == []
+
+
+class Imperative:
+    """A class mapped with registry.map_imperatively(): no declarative base."""
+
+    id: int
+    label: str
+
+
+imperative_registry = registry()
+imperative_table = sa.Table(
+    "queries_imperative",
+    imperative_registry.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("label", sa.String(20)),
+)
+imperative_registry.map_imperatively(Imperative, imperative_table)
+
+
+def test_get_or_404_finds_an_imperatively_mapped_class_and_takes_a_mapper(app: Flask) -> None:
+    with app.app_context():
+        imperative_table.create(db.engine)
+        try:
+            db.session.execute(sa.insert(imperative_table).values(id=1, label="one"))
+            assert db.get_or_404(Imperative, 1).label == "one"
+            assert db.get_or_404(Imperative, "1").label == "one"
+            assert db.get_or_404(sa.inspect(User), 2).name == "bob"
+            with pytest.raises(NotFound):
+                db.get_or_404(Imperative, 2)
+            with pytest.raises(NotFound):
+                db.get_or_404(Imperative, "x")
+        finally:
+            db.session.rollback()
+            imperative_table.drop(db.engine)

@@ -34,6 +34,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.exc import NoResultFound
+from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import class_mapper
 from sqlalchemy.orm import sessionmaker
@@ -67,15 +68,16 @@ from .core._identity import with_lookups_judged
 from .core._recording import QueryRecorder
 from .core._select import T1
 from .core._select import T2
-from .core._select import MappedClass
+from .core._select import ExecutableReturnsRows
+from .core._select import SelectBase
 from .core._select import Ts
+from .core._select import TypedReturnsRows
 from .core._select import execute_select
 from .core._session import S
 from .core._session import close_or_invalidate
 from .core._session import session_class_of
 
 T = TypeVar("T")
-M = TypeVar("M", bound=MappedClass)
 P = ParamSpec("P")
 V = TypeVar("V", bound=Callable[..., Any])
 
@@ -435,14 +437,14 @@ class Database(Generic[S]):
 
     def get_or_404(
         self,
-        entity: type[M],
+        entity: type[T] | Mapper[T],
         ident: Any,
         *,
         description: str | None = None,
         options: Sequence[ORMOption] = (),
         populate_existing: bool = False,
         with_for_update: bool = False,
-    ) -> M:
+    ) -> T:
         """Return the ``entity`` with primary key ``ident``, or abort with 404.
 
         An ``ident`` its primary-key column cannot hold is a 404 without a query:
@@ -451,7 +453,8 @@ class Database(Generic[S]):
         some backends and another row on others. A string of digits for an integer key
         is converted: ``/books/<book_id>`` finds the same book as ``<int:book_id>``.
 
-        :param entity: A mapped class.
+        :param entity: A mapped class, declared or mapped imperatively, or its
+            :class:`~sqlalchemy.orm.Mapper`.
         :param ident: The primary key value, as :meth:`Session.get
             <sqlalchemy.orm.Session.get>` takes it (a tuple or dict for a composite key).
         :param description: The 404 page's description.
@@ -461,7 +464,7 @@ class Database(Generic[S]):
             transaction ends; queried even if the object is in the session already.
         """
         if needs_judging(ident):
-            mapper = class_mapper(entity)
+            mapper = entity if isinstance(entity, Mapper) else class_mapper(entity)
             ident = identity_for(mapper, ident, self.session.get_bind(mapper=mapper).dialect)
             if ident is NO_ROW:
                 abort(404, description=description)
@@ -481,27 +484,37 @@ class Database(Generic[S]):
         return value
 
     @overload
-    def first_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
-        self, statement: sa.Select[tuple[T]], *, description: str | None = None
+    def first_or_404(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
+        self, statement: TypedReturnsRows[tuple[T]], *, description: str | None = None
     ) -> T: ...
     @overload
     def first_or_404(
-        self, statement: sa.Select[tuple[T1, T2, *Ts]], *, description: str | None = None
+        self,
+        statement: TypedReturnsRows[tuple[T1, T2, *Ts]],
+        *,
+        description: str | None = None,
     ) -> Row[tuple[T1, T2, *Ts]]: ...
     @overload
     def first_or_404(
         self,
-        statement: sa.Select[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        statement: TypedReturnsRows[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
         *,
         description: str | None = None,
     ) -> T: ...
     @overload
-    def first_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+    def first_or_404(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
         self,
-        statement: sa.Select[T1, T2, *Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        statement: TypedReturnsRows[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
         *,
         description: str | None = None,
-    ) -> Row[T1, T2, *Ts]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    ) -> Row[*Ts]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    @overload
+    def first_or_404(
+        self,
+        statement: ExecutableReturnsRows | SelectBase,
+        *,
+        description: str | None = None,
+    ) -> Any: ...
     def first_or_404(
         self,
         statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
@@ -519,7 +532,15 @@ class Database(Generic[S]):
         a lookup no row can match, such as ``Book.id == 2**31`` for an ``INTEGER``
         column, finds nothing, on every backend.
 
+        ``statement`` is any statement that returns rows, as
+        :meth:`Session.execute <sqlalchemy.orm.Session.execute>` takes it: a
+        ``select()``, a ``union_all()`` (of entity selects, it returns the entities),
+        ``select(User).from_statement(...)``, or an INSERT, UPDATE or DELETE with
+        ``returning()``.
+
         :param description: The 404 page's description.
+        :raises TypeError: For an INSERT, UPDATE or DELETE without ``returning()``,
+            before it runs.
         """
         statement = with_lookups_judged(statement, self.session)
         row = execute_select(self.session, statement).first()
@@ -528,27 +549,37 @@ class Database(Generic[S]):
         return row[0] if len(row) == 1 else row
 
     @overload
-    def one_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
-        self, statement: sa.Select[tuple[T]], *, description: str | None = None
+    def one_or_404(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
+        self, statement: TypedReturnsRows[tuple[T]], *, description: str | None = None
     ) -> T: ...
     @overload
     def one_or_404(
-        self, statement: sa.Select[tuple[T1, T2, *Ts]], *, description: str | None = None
+        self,
+        statement: TypedReturnsRows[tuple[T1, T2, *Ts]],
+        *,
+        description: str | None = None,
     ) -> Row[tuple[T1, T2, *Ts]]: ...
     @overload
     def one_or_404(
         self,
-        statement: sa.Select[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        statement: TypedReturnsRows[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
         *,
         description: str | None = None,
     ) -> T: ...
     @overload
-    def one_or_404(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+    def one_or_404(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
         self,
-        statement: sa.Select[T1, T2, *Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        statement: TypedReturnsRows[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
         *,
         description: str | None = None,
-    ) -> Row[T1, T2, *Ts]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    ) -> Row[*Ts]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    @overload
+    def one_or_404(
+        self,
+        statement: ExecutableReturnsRows | SelectBase,
+        *,
+        description: str | None = None,
+    ) -> Any: ...
     def one_or_404(
         self,
         statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
@@ -559,9 +590,12 @@ class Database(Generic[S]):
         several.
 
         For a select of one entity or column, the entity or value; for several, the
-        :class:`~sqlalchemy.engine.Row`. Lookups are judged as in :meth:`first_or_404`.
+        :class:`~sqlalchemy.engine.Row`. Takes the statements :meth:`first_or_404`
+        takes, and judges their lookups alike.
 
         :param description: The 404 page's description.
+        :raises TypeError: For an INSERT, UPDATE or DELETE without ``returning()``,
+            before it runs.
         """
         statement = with_lookups_judged(statement, self.session)
         try:
@@ -576,7 +610,7 @@ class Database(Generic[S]):
         return row[0] if len(row) == 1 else row
 
     @overload
-    def paginate(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+    def paginate(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
         self,
         statement: sa.Select[tuple[T]],
         *,
@@ -609,16 +643,16 @@ class Database(Generic[S]):
         count: bool = True,
     ) -> Pagination[T]: ...
     @overload
-    def paginate(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+    def paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
         self,
-        statement: sa.Select[T1, T2, *Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        statement: sa.Select[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
         *,
         page: int | None = None,
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
         count: bool = True,
-    ) -> Pagination[Row[T1, T2, *Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    ) -> Pagination[Row[*Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
     def paginate(
         self,
         statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently

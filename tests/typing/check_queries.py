@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from collections.abc import Sequence
+from typing import Any
 from typing import assert_type
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import registry
 from sqlalchemy.orm import selectinload
 
 from flask_typed_db import Database
@@ -34,6 +37,15 @@ class User(Base):
     nickname: Mapped[str | None]
 
 
+class Shelf:
+    """Mapped imperatively: no declarative base."""
+
+    id: int
+
+
+registry().map_imperatively(Shelf, sa.Table("shelf", Base.metadata, sa.Column("id", sa.Integer)))
+
+
 class Post(Base):
     __tablename__ = "post"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,8 +55,10 @@ class Post(Base):
 db = Database(Base)
 
 
-def check_get_or_404() -> None:
+def check_get_or_404(mapper: Mapper[User]) -> None:
     assert_type(db.get_or_404(User, 1), User)
+    assert_type(db.get_or_404(Shelf, "1"), Shelf)
+    assert_type(db.get_or_404(mapper, 1), User)
     assert_type(db.get_or_404(User, 1, description="No such user"), User)
     assert_type(db.get_or_404(User, 1, with_for_update=True), User)
     assert_type(db.get_or_404(Post, (1,), options=[selectinload("*")]), Post)
@@ -64,6 +78,29 @@ def check_first_and_one_or_404() -> None:
     assert_type(pair.tuple(), tuple[User, Post])
     triple = db.one_or_404(sa.select(User.name, User.nickname, Post))
     assert_type(triple.tuple(), tuple[str, str | None, Post])
+
+
+def check_statements_besides_select() -> None:
+    inserted = sa.insert(User).values(name="ann").returning(User.id)
+    assert_type(db.one_or_404(inserted), int)
+    created = sa.insert(User).values(name="ann").returning(User)
+    assert_type(db.first_or_404(created), User)
+    both = sa.insert(User).values(name="ann").returning(User.id, User.name)
+    assert_type(db.one_or_404(both).tuple(), tuple[int, str])
+    # SQLAlchemy 2.1 types a union by its first select (a User here), 2.0 as Any;
+    # assigned, the row is a User for both.
+    user: User = db.first_or_404(sa.union_all(sa.select(User), sa.select(User)))
+    name: str = db.one_or_404(sa.union_all(sa.select(User.name), sa.select(User.name)))
+    print(user, name)
+    # SQLAlchemy types the rows of from_statement() as Any: so do the helpers.
+    loaded = sa.select(User).from_statement(sa.union_all(sa.select(User), sa.select(User)))
+    assert_type(db.one_or_404(loaded), Any)
+
+
+def check_a_column_count_only_the_run_can_tell() -> None:
+    # One column gives its value, several a Row: the checkers say Any, as they do for
+    # a call that more than one overload matches through Any.
+    assert_type(db.first_or_404(sa.select(User).add_columns(User.name)), Any)
 
 
 def check_paginate() -> None:

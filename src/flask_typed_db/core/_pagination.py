@@ -130,7 +130,7 @@ class Pagination(Generic[T_co]):
 
 
 @overload
-def paginate(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+def paginate(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
     session: Session,
     statement: sa.Select[tuple[T]],
     *,
@@ -157,14 +157,14 @@ def paginate(
     count: bool = ...,
 ) -> Pagination[T]: ...
 @overload
-def paginate(  # pyright: ignore[reportOverlappingOverload]  # only on SQLAlchemy 2.0
+def paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
     session: Session,
-    statement: sa.Select[T1, T2, *Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    statement: sa.Select[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
     *,
     page: int,
     per_page: int,
     count: bool = ...,
-) -> Pagination[Row[T1, T2, *Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+) -> Pagination[Row[*Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
 def paginate(
     session: Session,
     statement: Any,  # the overloads above type it; SQLAlchemy 2.0 and 2.1 spell it differently

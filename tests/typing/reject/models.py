@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Column
+from sqlalchemy import Integer
+from sqlalchemy import MetaData
+from sqlalchemy import Table
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import registry
 
 from flask_typed_db import Database
 
@@ -25,10 +30,15 @@ class Book(Base):
     title: Mapped[str]
 
 
-class NotMapped:
-    """A plain class: no mapper, so no entity."""
+class Shelf:
+    """A class mapped imperatively: no declarative base, nothing in its type says so."""
 
-    id: int = 0
+    id: int
+
+
+registry().map_imperatively(
+    Shelf, Table("shelf", MetaData(), Column("id", Integer, primary_key=True))
+)
 
 
 db = Database(Base)

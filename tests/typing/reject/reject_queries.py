@@ -12,7 +12,7 @@ from flask_typed_db.core import Pagination
 from flask_typed_db.core import paginate
 
 from .models import Book
-from .models import NotMapped
+from .models import Shelf
 from .models import User
 from .models import db
 
@@ -39,11 +39,21 @@ def no_any_leaks() -> None:
 
 def not_a_select(session: Session) -> None:
     db.paginate(sa.insert(User))  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
-    db.first_or_404(sa.update(User))  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    db.paginate(sa.union_all(sa.select(User), sa.select(User)))  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
     db.one_or_404(sa.text("SELECT 1"))  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    db.first_or_404(sa.select(User).subquery())  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    db.first_or_404(User)  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
     paginate(session, sa.delete(User), page=1, per_page=5)  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
 
 
-def not_a_mapped_class() -> None:
-    db.get_or_404(NotMapped, 1)  # expect: mypy[type-var] pyright[reportArgumentType]
+def statements_besides_select() -> None:
+    inserted = sa.insert(User).values(name="ann").returning(User.id)
+    name: str = db.one_or_404(inserted)  # expect: mypy[assignment] pyright[reportAssignmentType]
+    print(name)
+
+
+def not_an_entity() -> None:
     db.get_or_404(User(), 1)  # expect: mypy[arg-type] pyright[reportArgumentType]
+    db.get_or_404(sa.select(User), 1)  # expect: mypy[arg-type] pyright[reportArgumentType]
+    book: Book = db.get_or_404(Shelf, 1)  # expect: mypy[assignment] pyright[reportAssignmentType]
+    print(book)
