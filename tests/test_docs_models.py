@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
@@ -42,6 +43,7 @@ def test_two_bases_on_one_bind_are_created_and_dropped_together(
 ) -> None:
     db = namespace["db"]
     assert isinstance(db, Database)
+    db = cast("Database", db)  # isinstance() leaves its session class unknown
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'blog.sqlite'}"
     db.init_app(app)

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TypeVar
+from typing import cast
 
 import pytest
 
@@ -57,6 +58,7 @@ def test_first_example_runs_on_its_own(
     namespace = run_blocks(range(1, 2), monkeypatch)
     core = namespace["core"]
     assert isinstance(core, DatabaseCore)
+    core = cast("DatabaseCore", core)  # isinstance() leaves its session class unknown
     with core:
         assert core.engine.url.database == str(instance_path / "bookshelf.sqlite")
 
@@ -71,6 +73,7 @@ def test_worker_examples_run_as_one_module(
     namespace = run_blocks(range(2, 5), monkeypatch)
     core, main, task = namespace["core"], namespace["main"], namespace["nightly_reminders"]
     assert isinstance(core, DatabaseCore)
+    core = cast("DatabaseCore", core)  # isinstance() leaves its session class unknown
     assert callable(main)
     assert callable(task)
 

@@ -44,7 +44,7 @@ def test_core_makes_the_folder_on_first_connect_not_when_built(tmp_path: Path) -
 def test_app_instance_folder_is_made_on_first_connect_not_at_init_app(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     app = Flask(__name__, instance_path=str(instance))
-    app.config.update(SETTINGS)
+    app.config["SQLALCHEMY_DATABASE_URI"] = SETTINGS["SQLALCHEMY_DATABASE_URI"]
     db = Database(Base, app=app)
     assert not instance.exists()
     with app.app_context():
