@@ -68,12 +68,6 @@ def test_database_without_bases_says_to_pass_the_models_base() -> None:
         db.metadata  # noqa: B018
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Fix in _extension.py: a __getattr__ on Database, defined only when not"
-    " TYPE_CHECKING (so db.Column stays a type error), whose AttributeError names"
-    " the replacement of Flask-SQLAlchemy's attribute (docs/migrating.md, Calls).",
-)
 @pytest.mark.parametrize(
     ("name", "replacement"),
     [

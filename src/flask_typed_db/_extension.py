@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import types
 import weakref
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Generic
 from typing import ParamSpec
@@ -23,6 +25,7 @@ from typing import overload
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
+import sqlalchemy.orm as sa_orm
 from flask import Flask
 from flask import Response
 from flask import abort
@@ -91,6 +94,34 @@ _G_SESSION_PREFIX = "_flask_typed_db_session_"
 _database_numbers = itertools.count()
 #: Every Database, so that a forked child can give each one a new ``g`` attribute.
 _databases: weakref.WeakSet[Database[Any]] = weakref.WeakSet()
+
+#: Flask-SQLAlchemy's attributes that Database does not have, and what replaces each
+#: (docs/migrating.md). Its re-exports of SQLAlchemy's names (db.Column, db.case, ...)
+#: are answered with the module to import them from.
+_REPLACED_ATTRIBUTES = {
+    "Model": "models derive from your own DeclarativeBase, given to Database(Base)",
+    "Query": "write select() statements and run them on db.session",
+    "event": (
+        "import event from sqlalchemy, and listen for session events on your session"
+        " class, Database(Base, session_class=...)"
+    ),
+    "dynamic_loader": "use relationship(lazy='write_only')",
+    "reflect": "call db.metadata.reflect(db.engine)",
+}
+
+
+def _missing_attribute(name: str) -> str:
+    """The message of ``db.<name>``'s AttributeError, with the replacement if known."""
+    message = f"'Database' object has no attribute {name!r}"
+    if name in _REPLACED_ATTRIBUTES:
+        return f"{message}: {_REPLACED_ATTRIBUTES[name]} (see the migrating guide)."
+    if not name.startswith("_"):
+        for module in (sa, sa_orm):
+            found: object = getattr(module, name, None)
+            if found is not None and not isinstance(found, types.ModuleType):
+                return f"{message}: import {name} from {module.__name__}."
+    return message
+
 
 #: Flask-SQLAlchemy's page size when neither the call nor the query string gives one.
 DEFAULT_PER_PAGE = 20
@@ -271,6 +302,15 @@ class Database(Generic[S]):
     def get_engine(self, bind_key: str | None = None) -> sa.Engine:
         """The current app's engine for ``bind_key``; ``None`` is the default bind."""
         return self._state("'db.get_engine()'").core.get_engine(bind_key)
+
+    if not TYPE_CHECKING:
+        # Hidden from type checkers, for which db.Column must stay an error.
+
+        def __getattr__(self, name: str) -> Any:
+            if hasattr(type(self), name):
+                # A property that raised AttributeError: raise its own error again.
+                return object.__getattribute__(self, name)
+            raise AttributeError(_missing_attribute(name), name=name, obj=self)
 
     @property
     def metadata(self) -> sa.MetaData:

@@ -33,3 +33,7 @@ def custom_methods_keep_their_types() -> None:
 def only_routing_sessions(settings: Mapping[str, object]) -> None:
     Database(Base, session_class=Session)  # expect: mypy[type-var] pyright[reportArgumentType]
     DatabaseCore(settings, Base, session_class=Session)  # expect: mypy[type-var] pyright[reportArgumentType]
+
+
+def flask_sqlalchemy_attributes() -> None:
+    db.Column  # expect: mypy[attr-defined] pyright[reportAttributeAccessIssue, reportUnknownMemberType]
