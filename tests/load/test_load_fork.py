@@ -5,7 +5,6 @@ is exactly what the parent did.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -130,17 +129,10 @@ def test_child_forked_in_a_request_under_load_never_touches_the_parents_transact
     )
     catalogue = Catalogue.read(database)
 
-    stop = threading.Event()
     started = time.monotonic()
-    with ThreadPoolExecutor(1) as background:
-        running = background.submit(
-            Workload(server.port, catalogue, seed=1).run_until, stop, threads=CLIENTS
-        )
-        try:
-            forks = send_forks(server.port, catalogue)
-        finally:
-            stop.set()
-        mixed = running.result()
+    forks, mixed = Workload(server.port, catalogue, seed=1).alongside(
+        lambda: send_forks(server.port, catalogue), threads=CLIENTS
+    )
     elapsed = time.monotonic() - started
 
     summary = f"{tally(forks)} {tally(mixed)} in {elapsed:.1f} s"

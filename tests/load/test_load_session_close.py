@@ -7,7 +7,6 @@ at once.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -95,17 +94,10 @@ def test_sessions_whose_close_fails_under_load_leave_no_connection_in_a_transact
     )
     catalogue = Catalogue.read(database)
 
-    stop = threading.Event()
     started = time.monotonic()
-    with ThreadPoolExecutor(1) as background:
-        running = background.submit(
-            Workload(server.port, catalogue, seed=1).run_until, stop, threads=CLIENTS
-        )
-        try:
-            failing = send_close_failures(server.port, catalogue)
-        finally:
-            stop.set()
-        mixed = running.result()
+    failing, mixed = Workload(server.port, catalogue, seed=1).alongside(
+        lambda: send_close_failures(server.port, catalogue), threads=CLIENTS
+    )
     elapsed = time.monotonic() - started
 
     # No connection is left in its transaction, holding its locks.

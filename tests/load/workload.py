@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TypeVar
 
 import sqlalchemy as sa
 from tests.load.harness import Answer
@@ -28,6 +29,8 @@ from tests.load.served_app import IntendedFailure
 from bookshelf.models import Author
 from bookshelf.models import Book
 from bookshelf.models import Loan
+
+R = TypeVar("R")
 
 #: A request body: sent as JSON, ``bytes`` as they are.
 Body = Mapping[str, object] | Sequence[object] | bytes | None
@@ -164,6 +167,19 @@ class Workload:
         for thread in clients:
             thread.join()
         return [outcome for mine in outcomes for outcome in mine]
+
+    def alongside(self, work: Callable[[], R], threads: int) -> tuple[R, list[Outcome]]:
+        """Run scenarios from ``threads`` client threads for as long as ``work`` runs;
+        return what ``work`` returned and the scenarios' outcomes.
+        """
+        stop = threading.Event()
+        with ThreadPoolExecutor(1) as background:
+            running = background.submit(self.run_until, stop, threads)
+            try:
+                result = work()
+            finally:
+                stop.set()
+            return result, running.result()
 
     def scenario(self) -> list[Outcome]:
         """Run the next scenario; return the outcome of each of its requests."""
