@@ -327,6 +327,16 @@ def test_a_lookup_no_row_can_match_finds_nothing(criteria: list[sa.ColumnElement
     assert db.one_or_404(sa.select(Item.name).where(Item.id == 1)) == "one"
 
 
+@pytest.mark.parametrize("page", [1, 2])
+def test_a_page_of_a_lookup_no_row_can_match_is_empty(app: Flask, page: int) -> None:
+    statement = sa.select(Item).where(Item.id == 2**31).order_by(Item.id)
+    with app.test_request_context(f"/?page={page}"):
+        pagination = db.paginate(statement, error_out=False)
+        assert (pagination.items, pagination.total) == ([], 0)
+        # The transaction is intact: no error reached the database.
+        assert db.paginate(sa.select(Item.id).where(Item.id == "2"), page=1).items == [2]
+
+
 @pytest.mark.usefixtures("request_context")
 def test_an_in_list_keeps_the_values_its_column_can_hold() -> None:
     statement = sa.select(Item).where(Item.id.in_([2**31, 2, "2x", 2**70]))

@@ -710,6 +710,9 @@ class Database(Generic[S]):
         number, or a page past the last, aborts with 404; with ``error_out=False`` it
         falls back to page 1, 20 per page, or an empty page instead.
 
+        Lookups are judged as in :meth:`first_or_404`: a page of ``Book.id == 2**31``
+        for an ``INTEGER`` column is empty, on every backend.
+
         :param max_per_page: The most items a page may have; ``per_page`` is lowered to
             it. Defaults to the app's ``SQLALCHEMY_MAX_PER_PAGE`` (100; ``None`` there
             means no limit).
@@ -724,7 +727,10 @@ class Database(Generic[S]):
         per_page = _page_arg(per_page, args, "per_page", DEFAULT_PER_PAGE, error_out)
         if max_per_page is not None:
             per_page = min(per_page, max_per_page)
-        pagination = paginate(self.session, statement, page=page, per_page=per_page, count=count)
+        session = self.session
+        statement = with_lookups_judged(statement, session)
+        pagination = paginate(session, statement, page=page, per_page=per_page, count=count)
+        del session  # not to be kept by the traceback of a 404 (see get_or_404)
         if error_out and not pagination.items and page != 1:
             abort(404)
         return pagination
