@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -18,6 +19,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import StaticPool
+
+# Test modules share helpers as 'tests.*' (tests.checkers, tests.load.*).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 SERVER_URL_VARIABLES = {"postgresql": "TEST_POSTGRES_URL", "mariadb": "TEST_MARIADB_URL"}
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -12,13 +12,12 @@ typed on 2.1 only) under each.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.checkers import mypy_output
+from tests.checkers import pyright_diagnostics
 
 ROOT = Path(__file__).parent.parent
 
@@ -114,55 +113,19 @@ def probe_source() -> tuple[str, Reveals]:
     return "\n".join(lines) + "\n", reveals
 
 
-def run(command: list[str]) -> str:
-    completed = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=600
-    )
-    return completed.stdout
-
-
 def mypy_reveals(probe: Path, tmp_path: Path) -> dict[int, str]:
-    output = run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            "mypy.ini",
-            "--cache-dir",
-            str(tmp_path / "mypy-cache"),
-            str(probe),
-        ]
-    )
     revealed = re.compile(r'^.*?:(?P<line>\d+): note: Revealed type is "(?P<type>.*)"$')
     return {
         int(match["line"]): match["type"]
-        for match in map(revealed.match, output.splitlines())
+        for match in map(revealed.match, mypy_output([probe], tmp_path / "mypy").splitlines())
         if match is not None
     }
 
 
 def pyright_reveals(probe: Path, tmp_path: Path) -> dict[int, str]:
-    config = tmp_path / "pyrightconfig.json"
-    config.write_text(
-        json.dumps({"typeCheckingMode": "strict", "pythonVersion": "3.11"}), encoding="utf-8"
-    )
-    output = run(
-        [
-            sys.executable,
-            "-m",
-            "pyright",
-            "--outputjson",
-            "--pythonpath",
-            sys.executable,
-            "--project",
-            str(config),
-            str(probe),
-        ]
-    )
     revealed = re.compile(r'^Type of ".*" is "(?P<type>.*)"$', re.DOTALL)
     found: dict[int, str] = {}
-    for diagnostic in json.loads(output)["generalDiagnostics"]:
+    for diagnostic in pyright_diagnostics([probe], tmp_path):
         match = revealed.match(diagnostic["message"])
         if diagnostic["severity"] == "information" and match is not None:
             found[diagnostic["range"]["start"]["line"] + 1] = match["type"]

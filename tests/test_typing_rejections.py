@@ -9,16 +9,15 @@ makes the expected errors disappear, and fails here.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from tests.checkers import ROOT
+from tests.checkers import mypy_output
+from tests.checkers import pyright_diagnostics
 
-ROOT = Path(__file__).parent.parent
 REJECT_DIR = Path(__file__).parent / "typing" / "reject"
 REJECT_FILES = sorted(REJECT_DIR.glob("reject_*.py"))
 EXPECT = re.compile(r"#\s*expect:(?P<spec>.*)$")
@@ -57,28 +56,8 @@ def matches(found: Errors, expected: Expected) -> bool:
     return True
 
 
-def run(command: list[str]) -> str:
-    completed = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=600
-    )
-    return completed.stdout
-
-
 def mypy_errors(tmp_path: Path) -> Errors:
-    output = run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            "mypy.ini",
-            "--cache-dir",
-            str(tmp_path / "mypy-cache"),
-            "--show-error-codes",
-            "--no-error-summary",
-            *(str(path.relative_to(ROOT)) for path in REJECT_FILES),
-        ]
-    )
+    output = mypy_output([path.relative_to(ROOT) for path in REJECT_FILES], tmp_path / "mypy")
     found: Errors = defaultdict(set)
     for line in output.splitlines():
         match = MYPY_LINE.match(line)
@@ -88,33 +67,8 @@ def mypy_errors(tmp_path: Path) -> Errors:
 
 
 def pyright_errors(tmp_path: Path) -> Errors:
-    # The project's config excludes these files, so check them with a config of their own.
-    config = tmp_path / "pyrightconfig.json"
-    config.write_text(
-        json.dumps(
-            {
-                "typeCheckingMode": "strict",
-                "pythonVersion": "3.11",
-                "stubPath": str(ROOT / "stubs"),
-            }
-        ),
-        encoding="utf-8",
-    )
-    output = run(
-        [
-            sys.executable,
-            "-m",
-            "pyright",
-            "--outputjson",
-            "--pythonpath",
-            sys.executable,
-            "--project",
-            str(config),
-            *(str(path) for path in REJECT_FILES),
-        ]
-    )
     found: Errors = defaultdict(set)
-    for diagnostic in json.loads(output)["generalDiagnostics"]:
+    for diagnostic in pyright_diagnostics(REJECT_FILES, tmp_path):
         if diagnostic["severity"] != "error":
             continue
         key = (Path(diagnostic["file"]).name, diagnostic["range"]["start"]["line"] + 1)
