@@ -33,6 +33,8 @@ SUPPORTED_KEYS = frozenset(
         "SQLALCHEMY_BINDS",
         "SQLALCHEMY_ENGINE_OPTIONS",
         "SQLALCHEMY_ECHO",
+        # The default bind's async URL, when its own driver's async twin is not wanted.
+        "SQLALCHEMY_ASYNC_DATABASE_URI",
         # Read by the Flask adapter, not by the core: paginate()'s cap, query
         # recording per app context, and the commit policy of views.
         "SQLALCHEMY_MAX_PER_PAGE",
@@ -57,7 +59,9 @@ MOVED_KEYS = {
     "SQLALCHEMY_ENGINES": "that is Flask-SQLAlchemy-Lite's key; set"
     " 'SQLALCHEMY_DATABASE_URI' to its \"default\" engine and 'SQLALCHEMY_BINDS' to the"
     " others",
-    "SQLALCHEMY_ASYNC_ENGINES": "asyncio engines are not supported",
+    "SQLALCHEMY_ASYNC_ENGINES": "that is Flask-SQLAlchemy-Lite's key; async engines are"
+    " made from 'SQLALCHEMY_DATABASE_URI' and 'SQLALCHEMY_BINDS', with"
+    " 'SQLALCHEMY_ASYNC_DATABASE_URI' and a bind's \"async_url\" to choose their URLs",
     "SQLALCHEMY_POOL_SIZE": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"pool_size\"]' instead",
     "SQLALCHEMY_POOL_TIMEOUT": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"pool_timeout\"]' instead",
     "SQLALCHEMY_POOL_RECYCLE": "set 'SQLALCHEMY_ENGINE_OPTIONS[\"pool_recycle\"]' instead",
@@ -84,6 +88,11 @@ class BindSpec:
     config_key: str
     url: URL
     options: Mapping[str, Any]
+    #: The URL of the bind's async engine, when the config gives one: otherwise the
+    #: bind's URL with its backend's async driver is used.
+    async_url: URL | None = None
+    #: The config key ``async_url`` comes from, quoted.
+    async_config_key: str | None = None
 
 
 def describe_bind(key: str | None) -> str:
@@ -146,8 +155,16 @@ def read_config(
     uri = config.get("SQLALCHEMY_DATABASE_URI")
     if uri is not None:
         default["url"] = _Option(uri, "SQLALCHEMY_DATABASE_URI")
+    async_uri = config.get("SQLALCHEMY_ASYNC_DATABASE_URI")
+    if async_uri is not None:
+        default["async_url"] = _Option(async_uri, "SQLALCHEMY_ASYNC_DATABASE_URI")
     if "url" in default:
         layered[None] = default
+    elif "async_url" in default:
+        raise RuntimeError(
+            "'SQLALCHEMY_ASYNC_DATABASE_URI' is set without 'SQLALCHEMY_DATABASE_URI':"
+            " set that to the same database, with a sync driver, as well."
+        )
     elif None in layered:
         raise RuntimeError(
             "Either 'SQLALCHEMY_DATABASE_URI' or 'SQLALCHEMY_BINDS[None][\"url\"]' must be set."
@@ -197,13 +214,25 @@ def _bind_spec(key: str | None, options: _Options, echo: object) -> BindSpec:
     url_option = options.pop("url")
     config_key = _quoted(url_option.key)
     url = _parse_url(url_option.value, config_key)
+    async_option = options.pop("async_url", None)
+    async_url = async_config_key = None
+    if async_option is not None:
+        async_config_key = _quoted(async_option.key)
+        async_url = _parse_url(async_option.value, async_config_key)
     for name, option in options.items():
         _check_option(name, option, url, config_key)
     values = {name: option.value for name, option in options.items()}
     # Flask-SQLAlchemy echoes the engine and its pool for every bind.
     values.setdefault("echo", echo)
     values.setdefault("echo_pool", echo)
-    return BindSpec(key=key, config_key=config_key, url=url, options=values)
+    return BindSpec(
+        key=key,
+        config_key=config_key,
+        url=url,
+        options=values,
+        async_url=async_url,
+        async_config_key=async_config_key,
+    )
 
 
 def _echo(value: object) -> object:

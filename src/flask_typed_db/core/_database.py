@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from types import MappingProxyType
 from types import TracebackType
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Generic
 from typing import Literal
@@ -33,9 +37,17 @@ from ._health import HealthReport
 from ._isolation import isolated
 from ._recording import RecordedQuery
 from ._recording import recording
+from ._session import A
 from ._session import RoutingSession
 from ._session import S
 from ._session import session_class_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from ._async import AsyncParts
 
 #: A declarative base whose ``metadata.info["bind_key"]`` names its bind.
 ModelBase: TypeAlias = type[DeclarativeBase] | type[DeclarativeBaseNoMeta]
@@ -154,7 +166,7 @@ def default_metadata(metadatas: Mapping[str | None, sa.MetaData]) -> sa.MetaData
         ) from None
 
 
-class DatabaseCore(Generic[S]):
+class DatabaseCore(Generic[S, A]):
     """Everything a process needs to talk to its databases, without Flask.
 
     Built from the same ``SQLALCHEMY_*`` keys as the Flask extension, so a worker or a
@@ -175,6 +187,10 @@ class DatabaseCore(Generic[S]):
     :param session_class: The class of the sessions, a subclass of
         :class:`RoutingSession`; it is part of the type (``core.transaction()`` yields
         one), and session events listened for on it apply to every session made of it.
+    :param async_session_class: The class of the async sessions, a subclass of
+        :class:`~sqlalchemy.ext.asyncio.AsyncSession`; it is part of the type
+        (``core.async_transaction()`` yields one). Their sync sessions are of
+        ``session_class``, so session events listened for on it apply to both.
     :param root_path: The absolute path of the directory relative SQLite paths are
         resolved against, as a Flask app's instance folder; made when a database in it
         is first connected to. ``None`` leaves them relative to the working directory.
@@ -186,7 +202,7 @@ class DatabaseCore(Generic[S]):
 
     @overload
     def __init__(
-        self: DatabaseCore[RoutingSession],
+        self: DatabaseCore[RoutingSession, AsyncSession],
         config: Mapping[str, Any],
         *bases: ModelBase,
         root_path: str | os.PathLike[str] | None = None,
@@ -203,11 +219,33 @@ class DatabaseCore(Generic[S]):
         engine_options: Mapping[str, Any] | None = None,
         session_options: Mapping[str, Any] | None = None,
     ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *bases: ModelBase,
+        async_session_class: type[A],
+        root_path: str | os.PathLike[str] | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *bases: ModelBase,
+        session_class: type[S],
+        async_session_class: type[A],
+        root_path: str | os.PathLike[str] | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None: ...
     def __init__(
         self,
         config: Mapping[str, Any],
         *bases: ModelBase,
         session_class: type[RoutingSession] | None = None,
+        async_session_class: type[AsyncSession] | None = None,
         root_path: str | os.PathLike[str] | None = None,
         engine_options: Mapping[str, Any] | None = None,
         session_options: Mapping[str, Any] | None = None,
@@ -248,6 +286,12 @@ class DatabaseCore(Generic[S]):
             **session_options,
         )
         self._health = HealthChecker(self.engines)
+        self._specs = specs
+        self._root_path = root_path
+        self._session_options = session_options
+        self._async_session_class = async_session_class
+        self._async: AsyncParts[A] | None = None
+        self._isolating = False
 
     @property
     def engine(self) -> sa.Engine:
@@ -282,6 +326,90 @@ class DatabaseCore(Generic[S]):
         """
         return self.sessionmaker.begin()
 
+    # -- Async engines and sessions, made on first use --------------------------------
+
+    @property
+    def async_engines(self) -> Mapping[str | None, AsyncEngine]:
+        """The async engine of each bind, the default bind under ``None``. Read-only.
+
+        Each is made when first used, from its bind's URL with the backend's async
+        driver (``postgresql+psycopg_async``, ``mysql+aiomysql``, ``sqlite+aiosqlite``)
+        or from ``SQLALCHEMY_ASYNC_DATABASE_URI`` / the bind's ``"async_url"``, and the
+        bind's engine options. Its connections belong to the event loop they are made
+        on; see :meth:`async_dispose`.
+        """
+        return self._async_parts().engines
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """The default bind's async engine."""
+        return self.get_async_engine(None)
+
+    def get_async_engine(self, bind_key: str | None = None) -> AsyncEngine:
+        """Return the async engine of ``bind_key``; ``None`` is the default bind.
+
+        :raises KeyError: If that bind is not configured; the message names the key.
+        :raises RuntimeError: If its async driver is not installed; the message names
+            the package.
+        """
+        if bind_key not in self.engines:
+            raise KeyError(missing_bind_message(bind_key))
+        return self._async_parts().engines[bind_key]
+
+    @property
+    def async_sessionmaker(self) -> async_sessionmaker[A]:
+        """Makes async sessions that route each model and table to its bind's async
+        engine, as :attr:`sessionmaker`'s sessions do to the sync engines.
+        """
+        return self._async_parts().sessionmaker
+
+    def async_transaction(self) -> AbstractAsyncContextManager[A]:
+        """An async unit of work for asyncio workers: commit when the block succeeds,
+        roll back and re-raise when it raises, close the session either way::
+
+            async with core.async_transaction() as session:
+                session.add(report)
+        """
+        return self.async_sessionmaker.begin()
+
+    async def async_dispose(self) -> None:
+        """Close the async engines' pooled connections. Await it on the event loop they
+        were used on, before that loop ends: a later use, on any loop, connects afresh.
+        """
+        if self._async is not None:
+            await self._async.engines.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.async_dispose()
+        self.dispose()
+
+    def _async_parts(self) -> AsyncParts[A]:
+        parts = self._async
+        if parts is None:
+            # Imported here: an app or worker that never goes async never imports it.
+            from ._async import AsyncParts
+            from ._async import default_async_session_class
+
+            parts = AsyncParts(
+                self._specs,
+                self._root_path,
+                self.session_class,
+                cast("type[A]", self._async_session_class or default_async_session_class()),
+                self._session_options,
+            )
+            if self._isolating:
+                parts.begin_isolation()
+            self._async = parts
+        return parts
+
     def test_isolation(
         self, *, forbid_lazy_loads: bool = False
     ) -> AbstractContextManager[Mapping[str | None, sa.Connection]]:
@@ -296,7 +424,25 @@ class DatabaseCore(Generic[S]):
             relationship, to catch N+1 queries.
         :raises RuntimeError: If a database cannot be reached.
         """
-        return isolated(self.sessionmaker, self.engines, forbid_lazy_loads=forbid_lazy_loads)
+        return self._isolated(forbid_lazy_loads)
+
+    @contextmanager
+    def _isolated(
+        self, forbid_lazy_loads: bool
+    ) -> Generator[Mapping[str | None, sa.Connection], None, None]:
+        with isolated(
+            self.sessionmaker, self.engines, forbid_lazy_loads=forbid_lazy_loads
+        ) as connections:
+            # Async sessions join too, whether made before the block or inside it.
+            self._isolating = True
+            if self._async is not None:
+                self._async.begin_isolation()
+            try:
+                yield connections
+            finally:
+                self._isolating = False
+                if self._async is not None:
+                    self._async.end_isolation()
 
     def record_queries(self) -> AbstractContextManager[Sequence[RecordedQuery]]:
         """Record every statement sent on these engines while inside, from any thread:

@@ -42,13 +42,13 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
         # An in-memory database exists only in its one connection: a child that
         # dropped it would see an empty database, so that pool is left as it is.
         make_fork_safe(engine)
-    if url.get_dialect().driver == "pysqlite":
-        _begin_before_savepoints(engine.dialect)
+    if url.get_backend_name() == "sqlite":
+        begin_before_savepoints(engine.dialect)
     if root_path is not None and url is not spec.url and url.get_backend_name() == "sqlite":
         # The path was resolved against root_path (the instance folder): make its folder
         # when the file is first opened, not now, so that building an app or a core
         # never writes to the disk.
-        _make_folder_on_connect(engine, url)
+        make_sqlite_folder_on_connect(engine, url)
     if (
         url.get_backend_name() in _SERVER_BACKENDS
         and "pool_pre_ping" not in options
@@ -118,7 +118,7 @@ def _resolve_sqlite_path(url: URL, root_path: str | os.PathLike[str]) -> URL:
     return url.set(database=f"file:{path}" if is_uri else path)
 
 
-def _make_folder_on_connect(engine: sa.Engine, url: URL) -> None:
+def make_sqlite_folder_on_connect(engine: sa.Engine, url: URL) -> None:
     path = (url.database or "").removeprefix("file:")
     folder = os.path.dirname(path)
 
@@ -129,7 +129,7 @@ def _make_folder_on_connect(engine: sa.Engine, url: URL) -> None:
     event.listen(engine, "do_connect", make_folder)
 
 
-def _begin_before_savepoints(dialect: Dialect) -> None:
+def begin_before_savepoints(dialect: Dialect) -> None:
     """Make SAVEPOINT on pysqlite nest inside a real transaction.
 
     The sqlite3 driver (Python 3.11, and 3.12+ by default) begins a transaction only
@@ -146,10 +146,12 @@ def _begin_before_savepoints(dialect: Dialect) -> None:
     do_savepoint = dialect.do_savepoint
 
     def begin_then_savepoint(connection: sa.Connection, name: str) -> None:
-        dbapi_connection: Any = connection.connection.dbapi_connection
-        autocommit = getattr(dbapi_connection, "autocommit", None)
-        if autocommit not in {True, False} and not dbapi_connection.in_transaction:
-            dbapi_connection.execute("BEGIN")
+        # sqlite3's connection, or aiosqlite's, which shows the same attributes.
+        driver_connection: Any = connection.connection.driver_connection
+        autocommit = getattr(driver_connection, "autocommit", None)
+        if autocommit not in {True, False} and not driver_connection.in_transaction:
+            # Through the DBAPI cursor: aiosqlite's adapter runs it on the loop.
+            connection.connection.dbapi_connection.cursor().execute("BEGIN")  # type: ignore[union-attr]  # checked out, so never None
         do_savepoint(connection, name)
 
     dialect.do_savepoint = begin_then_savepoint  # type: ignore[method-assign]  # this engine's dialect only

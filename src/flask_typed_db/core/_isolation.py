@@ -91,7 +91,7 @@ def _outer_transaction(engine: sa.Engine) -> Generator[sa.Connection, None, None
     with connection:
         # Tells the query recorder which SAVEPOINTs are isolation's, not the code's.
         connection.execution_options(**{ISOLATION_OPTION: True})
-        end_sqlite = _begin_for_savepoints(connection)
+        end_sqlite = begin_for_savepoints(connection)
         transaction = connection.begin()
         try:
             yield connection
@@ -102,7 +102,7 @@ def _outer_transaction(engine: sa.Engine) -> Generator[sa.Connection, None, None
                 end_sqlite()
 
 
-def _begin_for_savepoints(connection: sa.Connection) -> Callable[[], None] | None:
+def begin_for_savepoints(connection: sa.Connection) -> Callable[[], None] | None:
     """Give a pysqlite connection one real transaction, so that SAVEPOINT works, and
     return what ends it; ``None`` for other drivers, whose transactions are real.
 
@@ -115,16 +115,19 @@ def _begin_for_savepoints(connection: sa.Connection) -> Callable[[], None] | Non
     """
     if connection.dialect.name != "sqlite":
         return None
+    # sqlite3's connection, or aiosqlite's adapter of its own (which runs each call on
+    # its loop) and the aiosqlite connection, which shows sqlite3's attributes.
     dbapi_connection: Any = connection.connection.dbapi_connection
-    if getattr(dbapi_connection, "autocommit", None) is False:
+    driver_connection: Any = connection.connection.driver_connection
+    if getattr(driver_connection, "autocommit", None) is False:
         return None
     previous = dbapi_connection.isolation_level
     dbapi_connection.isolation_level = None
-    dbapi_connection.execute("BEGIN")
+    dbapi_connection.cursor().execute("BEGIN")
 
     def end() -> None:
-        if dbapi_connection.in_transaction:
-            dbapi_connection.execute("ROLLBACK")
+        if driver_connection.in_transaction:
+            dbapi_connection.cursor().execute("ROLLBACK")
         dbapi_connection.isolation_level = previous
 
     return end

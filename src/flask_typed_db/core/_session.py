@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,9 +18,16 @@ from typing_extensions import TypeVar
 
 from ._config import missing_bind_message
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 #: The session class of a :class:`~flask_typed_db.core.DatabaseCore` or
 #: :class:`~flask_typed_db.Database`: :class:`RoutingSession` unless given.
 S = TypeVar("S", bound="RoutingSession", default="RoutingSession")
+#: The async session class of a core or a Database: SQLAlchemy's
+#: :class:`~sqlalchemy.ext.asyncio.AsyncSession` unless given. Named here, without
+#: importing it: apps that never go async never import ``sqlalchemy.ext.asyncio``.
+A = TypeVar("A", bound="AsyncSession", default="AsyncSession")
 
 
 class RoutingSession(Session):
@@ -64,6 +72,9 @@ class RoutingSession(Session):
             metadata = _metadata_of(mapper, clause)
             if metadata is not None and "bind_key" in metadata.info:
                 return self._engine_for(metadata.info["bind_key"])
+            if self.bind is None and None in self._engines:
+                # An async session's: its default bind is routed like the others.
+                return self._engines[None]
         try:
             return super().get_bind(mapper, clause=clause, bind=bind, **kwargs)
         except sa_exc.UnboundExecutionError as error:
