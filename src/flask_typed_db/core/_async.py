@@ -9,9 +9,10 @@ below), or the URL given for it (``SQLALCHEMY_ASYNC_DATABASE_URI``, a bind's
 
 An async engine's pooled connections belong to the event loop they were made on: used
 from another loop, they fail in ways that never heal ("attached to a different loop",
-"another operation is in progress"). So each engine here is tied to the first loop that
-connects on it, and a checkout from any other loop is refused with an error that says
-so, before anything is sent. :meth:`AsyncEngines.dispose` unties it.
+"another operation is in progress"). So each engine's pool is tied to the first loop
+that checks a connection out of it, and a checkout from any other loop is refused with
+an error that says so, before any connection is touched. :meth:`AsyncEngines.dispose`
+unties it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any
 from typing import Generic
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +36,6 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
@@ -139,9 +138,10 @@ def create_async_engine(
             " ('sqlite:///app.db'), or a server database, for async sessions."
         )
     options = dict(spec.options)
-    if options.get("poolclass") is QueuePool:
-        # The same pool, made for asyncio: QueuePool itself is refused by async engines.
-        options["poolclass"] = AsyncAdaptedQueuePool
+    if options.get("poolclass", QueuePool) in {QueuePool, AsyncAdaptedQueuePool}:
+        # The default pool, made for asyncio (QueuePool itself is refused by async
+        # engines) and tied to one loop.
+        options["poolclass"] = OneLoopQueuePool
     # The liveness check of sync engines reads the driver's socket, which an asyncio
     # driver's transport reads itself; SQLAlchemy's ping is the check here.
     options.setdefault("pool_pre_ping", True)
@@ -157,7 +157,6 @@ def create_async_engine(
         begin_before_savepoints(sync_engine.dialect)
         if resolved is not url:
             make_sqlite_folder_on_connect(sync_engine, resolved)
-    _tie_to_one_loop(sync_engine)
     return engine
 
 
@@ -199,19 +198,21 @@ class AsyncEngines(Mapping[str | None, AsyncEngine]):
         return f"{type(self).__name__}({self._engines!r})"
 
 
-def _tie_to_one_loop(sync_engine: sa.Engine) -> None:
-    """Refuse a checkout, on ``sync_engine``'s pool, from another loop than the one
-    its connection was made on.
+class OneLoopQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool, refusing a checkout from any event loop but the
+    one its first checkout ran on, before it touches a connection: a connection of
+    another loop cannot even be pinged or closed from this one. :meth:`recreate` (what
+    ``engine.dispose()`` does) makes a pool free to serve another loop.
     """
 
-    def remember_loop(_dbapi_connection: Any, entry: ConnectionPoolEntry) -> None:
-        entry.info[_LOOP_KEY] = asyncio.get_running_loop()
+    _loop: asyncio.AbstractEventLoop | None = None
 
-    def check_loop(
-        _dbapi_connection: Any, entry: ConnectionPoolEntry, _proxy: PoolProxiedConnection
-    ) -> None:
-        made_on = entry.info.get(_LOOP_KEY)
-        if made_on is not None and made_on is not asyncio.get_running_loop():
+    def _do_get(self) -> ConnectionPoolEntry:
+        # _do_get is the method every pool class implements to hand out an entry.
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
             raise RuntimeError(
                 "This async engine's pooled connections were made on another event loop,"
                 " and an asyncio connection works only on its own loop. In a Flask app,"
@@ -220,9 +221,7 @@ def _tie_to_one_loop(sync_engine: sa.Engine) -> None:
                 " asyncio.run(); in a worker, use one loop for the engines' life, or"
                 " 'await core.async_dispose()' before that loop ends."
             )
-
-    event.listen(sync_engine, "connect", remember_loop)
-    event.listen(sync_engine, "checkout", check_loop)
+        return super()._do_get()
 
 
 def _async_key(key: str | None) -> str:

@@ -56,6 +56,11 @@ class _ParentsConnection:
     def close(self) -> None:
         """The real connection is the parent's to close."""
 
+    def terminate(self) -> None:
+        """What the pool calls instead of ``close()`` for an async driver's connection
+        it cannot close on its loop: the parent's to end too.
+        """
+
     def __getattr__(self, name: str) -> NoReturn:
         raise sa_exc.InvalidRequestError(
             "This database connection was opened by the process this one was forked"
