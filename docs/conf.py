@@ -91,5 +91,43 @@ def document_reexported_data(  # noqa: PLR0917  # the signature Sphinx calls
     raise ValueError(f"{name} has no '#:' comment in the modules of {package_name}.")
 
 
+def document_inherited_members(app: Sphinx) -> None:
+    """Document what a public class inherits from the private classes of its jobs
+    (``Database`` from its sessions, queries and units of work) as if the class defined
+    it: with its overloads, and after the class's own members, each base's in source
+    order. autodoc looks both up by the documented name (``Database.paginate``), where
+    the defining module has ``QueryHelpers.paginate``, and would otherwise show the
+    implementation's signature and sort alphabetically.
+    """
+    for package_name in ("flask_typed_db", "flask_typed_db.core"):
+        package = importlib.import_module(package_name)
+        for name in package.__all__:
+            cls = getattr(package, name)
+            if isinstance(cls, type):
+                _adopt_inherited_members(cls)
+
+
+def _adopt_inherited_members(cls: type) -> None:
+    own = ModuleAnalyzer.for_module(cls.__module__)
+    own.analyze()
+    position = max(own.tagorder.values(), default=0)
+    for base in cls.__mro__[1:]:
+        if not base.__module__.startswith("flask_typed_db."):
+            continue
+        theirs = ModuleAnalyzer.for_module(base.__module__)
+        theirs.analyze()
+        prefix = f"{base.__name__}."
+        for qualname in sorted(theirs.tagorder, key=theirs.tagorder.__getitem__):
+            member = qualname.removeprefix(prefix)
+            documented = f"{cls.__name__}.{member}"
+            if qualname == member or "." in member or documented in own.tagorder:
+                continue
+            position += 1
+            own.tagorder[documented] = position
+            if qualname in theirs.overloads:
+                theirs.overloads[documented] = theirs.overloads[qualname]
+
+
 def setup(app: Sphinx) -> None:
     app.connect("autodoc-process-docstring", document_reexported_data)
+    app.connect("builder-inited", document_inherited_members)

@@ -1,0 +1,413 @@
+"""Query helpers for views: fetch a row or abort with 404, and paginate by the request's
+query string.
+
+The decisions an async twin shares (which page the query string asks for, what a row
+is returned as, when a lookup or a page is missing) are module-level functions here,
+so that it calls them rather than copies them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from typing import TypeVar
+from typing import overload
+
+import sqlalchemy as sa
+from flask import abort
+from sqlalchemy.engine import Result
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import MultipleResultsFound
+from sqlalchemy.exc import NoResultFound
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import class_mapper
+from sqlalchemy.orm.interfaces import ORMOption
+from werkzeug.datastructures import MultiDict
+
+from ._sessions import SessionLifetime
+from ._sessions import current_request
+from .core import Pagination
+from .core import paginate
+from .core._identity import NO_ROW
+from .core._identity import identity_for
+from .core._identity import needs_judging
+from .core._identity import with_lookups_judged
+from .core._select import T1
+from .core._select import T2
+from .core._select import ExecutableReturnsRows
+from .core._select import SelectBase
+from .core._select import Ts
+from .core._select import TypedReturnsRows
+from .core._select import execute_select
+from .core._session import S
+
+T = TypeVar("T")
+
+#: Flask-SQLAlchemy's page size when neither the call nor the query string gives one.
+DEFAULT_PER_PAGE = 20
+#: The cap on ``per_page`` unless the app sets ``SQLALCHEMY_MAX_PER_PAGE``.
+DEFAULT_MAX_PER_PAGE = 100
+#: Query-string numbers longer than this are not parsed (int() of a huge string is
+#: slow) but taken as 10**18: beyond every page there is, and still a valid LIMIT.
+_MAX_DIGITS = 18
+
+
+class QueryHelpers(SessionLifetime[S]):
+    """The query helpers of :class:`~flask_typed_db.Database`, on its session."""
+
+    def get_or_404(
+        self,
+        entity: type[T] | Mapper[T],
+        ident: Any,
+        *,
+        description: str | None = None,
+        options: Sequence[ORMOption] = (),
+        populate_existing: bool = False,
+        with_for_update: bool = False,
+    ) -> T:
+        """Return the ``entity`` with primary key ``ident``, or abort with 404.
+
+        An ``ident`` its primary-key column cannot hold is a 404 without a query:
+        ``"1abc"``, ``"1.0"`` or a number past the column's range for an integer key, a
+        string that is no UUID for a UUID key. Sent, it would be a database error on
+        some backends and another row on others. A string of digits for an integer key
+        is converted: ``/books/<book_id>`` finds the same book as ``<int:book_id>``.
+
+        :param entity: A mapped class, declared or mapped imperatively, or its
+            :class:`~sqlalchemy.orm.Mapper`.
+        :param ident: The primary key value, as :meth:`Session.get
+            <sqlalchemy.orm.Session.get>` takes it (a tuple or dict for a composite key).
+        :param description: The 404 page's description.
+        :param options: Loader options, e.g. ``[selectinload(User.posts)]``.
+        :param populate_existing: Refresh an object already in the session.
+        :param with_for_update: Lock the row (``SELECT ... FOR UPDATE``) until the
+            transaction ends; queried even if the object is in the session already.
+        """
+        if needs_judging(ident):
+            ident = identity_of(entity, ident, self.session)
+            if ident is NO_ROW:
+                abort(404, description=description)
+        switches = switched_on(
+            populate_existing=populate_existing, with_for_update=with_for_update
+        )
+        # No local variable holds the session when abort() raises: Flask answers with
+        # the exception itself, whose traceback keeps this frame alive until the
+        # garbage collector runs, and would keep the closed session with it.
+        value = self.session.get(entity, ident, options=options, **switches)
+        if value is None:
+            abort(404, description=description)
+        return value
+
+    @overload
+    def first_or_404(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
+        self, statement: TypedReturnsRows[tuple[T]], *, description: str | None = None
+    ) -> T: ...
+    @overload
+    def first_or_404(
+        self,
+        statement: TypedReturnsRows[tuple[T1, T2, *Ts]],
+        *,
+        description: str | None = None,
+    ) -> Row[tuple[T1, T2, *Ts]]: ...
+    @overload
+    def first_or_404(
+        self,
+        statement: TypedReturnsRows[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        description: str | None = None,
+    ) -> T: ...
+    @overload
+    def first_or_404(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
+        self,
+        statement: TypedReturnsRows[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        description: str | None = None,
+    ) -> Row[*Ts]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    @overload
+    def first_or_404(
+        self,
+        statement: ExecutableReturnsRows | SelectBase,
+        *,
+        description: str | None = None,
+    ) -> Any: ...
+    def first_or_404(
+        self,
+        statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
+        *,
+        description: str | None = None,
+    ) -> Any:
+        """Return the first row of ``statement``, or abort with 404 if there is none.
+
+        For a select of one entity or column, the entity or value; for several, the
+        :class:`~sqlalchemy.engine.Row`. A first row whose one value is NULL is
+        returned as ``None``, not taken for a missing row.
+
+        The values of the WHERE clause's AND-ed ``column == value`` and
+        ``column.in_(values)`` are judged as :meth:`get_or_404` judges an ``ident``:
+        a lookup no row can match, such as ``Book.id == 2**31`` for an ``INTEGER``
+        column, finds nothing, on every backend.
+
+        ``statement`` is any statement that returns rows, as
+        :meth:`Session.execute <sqlalchemy.orm.Session.execute>` takes it: a
+        ``select()``, a ``union_all()`` (of entity selects, it returns the entities),
+        ``select(User).from_statement(...)``, or an INSERT, UPDATE or DELETE with
+        ``returning()``.
+
+        :param description: The 404 page's description.
+        :raises TypeError: For an INSERT, UPDATE or DELETE without ``returning()``,
+            before it runs.
+        """
+        statement = with_lookups_judged(statement, self.session)
+        row = execute_select(self.session, statement).first()
+        if row is None:
+            abort(404, description=description)
+        return value_of(row)
+
+    @overload
+    def one_or_404(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
+        self, statement: TypedReturnsRows[tuple[T]], *, description: str | None = None
+    ) -> T: ...
+    @overload
+    def one_or_404(
+        self,
+        statement: TypedReturnsRows[tuple[T1, T2, *Ts]],
+        *,
+        description: str | None = None,
+    ) -> Row[tuple[T1, T2, *Ts]]: ...
+    @overload
+    def one_or_404(
+        self,
+        statement: TypedReturnsRows[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        description: str | None = None,
+    ) -> T: ...
+    @overload
+    def one_or_404(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
+        self,
+        statement: TypedReturnsRows[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        description: str | None = None,
+    ) -> Row[*Ts]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    @overload
+    def one_or_404(
+        self,
+        statement: ExecutableReturnsRows | SelectBase,
+        *,
+        description: str | None = None,
+    ) -> Any: ...
+    def one_or_404(
+        self,
+        statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
+        *,
+        description: str | None = None,
+    ) -> Any:
+        """Return the only row of ``statement``, or abort with 404 if there are none or
+        several.
+
+        For a select of one entity or column, the entity or value; for several, the
+        :class:`~sqlalchemy.engine.Row`. Takes the statements :meth:`first_or_404`
+        takes, and judges their lookups alike.
+
+        :param description: The 404 page's description.
+        :raises TypeError: For an INSERT, UPDATE or DELETE without ``returning()``,
+            before it runs.
+        """
+        statement = with_lookups_judged(statement, self.session)
+        row = only_row(execute_select(self.session, statement))
+        if row is None:
+            abort(404, description=description)
+        return value_of(row)
+
+    @overload
+    def paginate(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
+        self,
+        statement: sa.Select[tuple[T]],
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[T]: ...
+    @overload
+    def paginate(
+        self,
+        statement: sa.Select[tuple[T1, T2, *Ts]],
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[Row[tuple[T1, T2, *Ts]]]: ...
+    @overload
+    def paginate(
+        self,
+        statement: sa.Select[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[T]: ...
+    @overload
+    def paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
+        self,
+        statement: sa.Select[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[Row[*Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    def paginate(
+        self,
+        statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+        count: bool = True,
+    ) -> Pagination[Any]:
+        """Return one page of ``statement``, numbered by the request's query string.
+
+        ``page`` and ``per_page`` not given are read from ``request.args`` (``?page=2
+        &per_page=50``), defaulting to 1 and 20. A value that is not a positive whole
+        number, or a page past the last, aborts with 404; with ``error_out=False`` it
+        falls back to page 1, 20 per page, or an empty page instead.
+
+        Lookups are judged as in :meth:`first_or_404`: a page of ``Book.id == 2**31``
+        for an ``INTEGER`` column is empty, on every backend.
+
+        :param max_per_page: The most items a page may have; ``per_page`` is lowered to
+            it. Defaults to the app's ``SQLALCHEMY_MAX_PER_PAGE`` (100; ``None`` there
+            means no limit).
+        :param error_out: Abort with 404 on bad numbers and pages past the last.
+        :param count: Count the total; with ``False``, ``total`` is ``None`` and
+            ``pages`` is 0.
+        """
+        if max_per_page is None:
+            max_per_page = self._state("'db.paginate()'").max_per_page
+        page, per_page = page_numbers(page, per_page, max_per_page, error_out)
+        session = self.session
+        statement = with_lookups_judged(statement, session)
+        pagination = paginate(session, statement, page=page, per_page=per_page, count=count)
+        del session  # not to be kept by the traceback of a 404 (see get_or_404)
+        if error_out and is_past_the_last_page(pagination, page):
+            abort(404)
+        return pagination
+
+
+def page_numbers(
+    page: int | None, per_page: int | None, max_per_page: int | None, error_out: bool
+) -> tuple[int, int]:
+    """The page and page size to fetch: ``page`` and ``per_page`` if given, else the
+    request's query arguments (``?page=2&per_page=50``), else 1 and
+    ``DEFAULT_PER_PAGE``; ``per_page`` lowered to ``max_per_page`` unless that is
+    ``None``. With ``error_out``, a query string that is not UTF-8 aborts with 400 and
+    a number that is not a positive whole number with 404; without it, the default is
+    taken instead.
+    """
+    args = _request_args(error_out)
+    page = _page_arg(page, args, "page", 1, error_out)
+    per_page = _page_arg(per_page, args, "per_page", DEFAULT_PER_PAGE, error_out)
+    if max_per_page is not None:
+        per_page = min(per_page, max_per_page)
+    return page, per_page
+
+
+def is_past_the_last_page(pagination: Pagination[Any], page: int) -> bool:
+    """Whether ``pagination``, fetched for ``page``, is a page past the last: empty,
+    and not the first page (which is empty only when there are no rows at all).
+    """
+    return not pagination.items and page != 1
+
+
+def identity_of(entity: type[Any] | Mapper[Any], ident: Any, session: Session) -> Any:
+    """``ident`` as ``entity``'s primary-key column holds it (a string of digits
+    converted for an integer key), or ``NO_ROW`` if the column cannot hold it: then no
+    query is sent, and the caller answers 404. For an ``ident`` that
+    ``needs_judging()``.
+    """
+    mapper = entity if isinstance(entity, Mapper) else class_mapper(entity)
+    return identity_for(mapper, ident, session.get_bind(mapper=mapper).dialect)
+
+
+def switched_on(*, populate_existing: bool, with_for_update: bool) -> dict[str, Any]:
+    """The keyword arguments of :meth:`Session.get <sqlalchemy.orm.Session.get>` for
+    the switches that are on, and only those: SQLAlchemy 2.1 does extra work for an
+    explicit ``populate_existing=False``, and before 2.0.13 types ``with_for_update``
+    as ``ForUpdateArg``.
+    """
+    switches: dict[str, Any] = {}
+    if populate_existing:
+        switches["populate_existing"] = True
+    if with_for_update:
+        switches["with_for_update"] = True
+    return switches
+
+
+def only_row(result: Result[Any]) -> Row[Any] | None:
+    """The only row of ``result``, or ``None`` if it has none or several.
+
+    The caller aborts outside this function's except clause: raised inside it, the 404
+    would carry SQLAlchemy's error, and through its traceback the result and the
+    session, until the garbage collector runs (see ``get_or_404``).
+    """
+    try:
+        return result.one()
+    except (NoResultFound, MultipleResultsFound):
+        return None
+
+
+def value_of(row: Row[Any]) -> Any:
+    """What a ``*_or_404`` helper returns for ``row``: its one value (an entity, a
+    column's value, or ``None`` for a NULL), or the row itself if it has several.
+    """
+    return row[0] if len(row) == 1 else row
+
+
+def _request_args(error_out: bool) -> MultiDict[str, str] | None:
+    """The current request's query arguments; ``None`` outside a request, or, without
+    ``error_out``, when they cannot be read.
+    """
+    try:
+        current = current_request()
+    except RuntimeError:  # no request: only the arguments given count
+        return None
+    try:
+        return current.args
+    except UnicodeDecodeError:
+        # Raw bytes that are not UTF-8 in the query string (Werkzeug decodes only
+        # percent-encoded ones leniently): the client's error, not a server's.
+        if error_out:
+            abort(400, description="The query string is not valid UTF-8.")
+        return None
+
+
+def _page_arg(
+    value: int | None,
+    args: MultiDict[str, str] | None,
+    name: str,
+    default: int,
+    error_out: bool,
+) -> int:
+    """``value``, or the query argument ``name`` in ``args``, as a positive integer."""
+    if value is None:
+        # Not args.get(): for a missing key it raises and catches a KeyError.
+        if args is None or name not in args:
+            return default
+        raw = args[name]
+        # Plain ASCII digits only: int() would also take "+1", " 1" and other scripts' digits.
+        digits = raw.lstrip("0") if raw.isascii() and raw.isdigit() else ""
+        # Past every page there is; as a per_page, lowered to max_per_page.
+        value = 10**_MAX_DIGITS if len(digits) > _MAX_DIGITS else int(digits or 0)
+    if value >= 1:
+        return value
+    if error_out:
+        abort(404)
+    return default
