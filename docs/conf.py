@@ -37,7 +37,11 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(typing|typing_extensions|collections|contextlib|datetime|json|os|time)\b.*"),
     (r"py:.*", r"(flask|werkzeug|click|sqlalchemy|pytest|_pytest)\b.*"),
     # Names that the modules import for type checkers only: autodoc sees them bare.
-    (r"py:class", r"(Flask|App|ResponseReturnValue|Engine|Connection|Row)"),
+    (
+        r"py:class",
+        r"(Flask|App|ResponseReturnValue|Engine|Connection|Row|AsyncSession|AsyncEngine"
+        r"|async_sessionmaker|_sessionmaker|sa\.\w+)",
+    ),
     # Type variables, named as typing's conventions go (T, T1, Ts, T_co, P...):
     # placeholders, with no page of their own.
     (r"py:class", r"(flask_typed_db\..*\.)?[A-Z][0-9]?(s|_co|_contra)?"),

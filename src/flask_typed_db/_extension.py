@@ -2,8 +2,9 @@
 per app, and the engines, metadata, DDL and test tools of the current app.
 
 Its other jobs are the modules it derives from, each with one reason to change:
-``_sessions`` (the session per app context, and the per-app state), ``_queries`` (404
-helpers and pagination) and ``_units_of_work`` (commit on success, transactions).
+``_sessions`` (the session and async session per app context, and the per-app state),
+``_queries`` and ``_async_queries`` (404 helpers and pagination) and ``_units_of_work``
+(commit on success, transactions).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import ServiceUnavailable
 
+from ._async_queries import AsyncQueryHelpers
+from ._async_runner import run_coroutines_on_shared_loop
 from ._queries import DEFAULT_MAX_PER_PAGE
 from ._queries import QueryHelpers
 from ._record_queries import app_context_queries
@@ -44,8 +47,14 @@ from .core import metadatas_of
 from .core._database import BindMetadatas
 from .core._database import default_metadata
 from .core._recording import QueryRecorder
+from .core._session import A
 from .core._session import S
 from .core._session import session_class_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
 #: The ``app.extensions`` key Flask-SQLAlchemy uses, where other tools find it.
 _SQLALCHEMY_EXTENSION = "sqlalchemy"
@@ -77,7 +86,7 @@ def _missing_attribute(name: str) -> str:
     return message
 
 
-class Database(UnitsOfWork[S], QueryHelpers[S]):
+class Database(UnitsOfWork[S, A], AsyncQueryHelpers[S, A], QueryHelpers[S, A]):
     """Connect a Flask app to its databases, with one session per app context.
 
     The models stay plain SQLAlchemy: pass their declarative bases, and the same bases
@@ -105,13 +114,16 @@ class Database(UnitsOfWork[S], QueryHelpers[S]):
         ``AuditedSession``), and session events listened for on it apply to every
         session of every app, workers' included when their
         :class:`~flask_typed_db.core.DatabaseCore` gets the same class.
+    :param async_session_class: The class of :attr:`async_session`, a subclass of
+        :class:`~sqlalchemy.ext.asyncio.AsyncSession`; part of the type, as
+        ``session_class`` is. Its sync sessions are of ``session_class``.
     :param engine_options: Defaults for every engine, below the config's options.
     :param session_options: Arguments for the :class:`~sqlalchemy.orm.sessionmaker`.
     """
 
     @overload
     def __init__(
-        self: Database[RoutingSession],
+        self: Database[RoutingSession, AsyncSession],
         *bases: ModelBase,
         app: Flask | None = None,
         engine_options: Mapping[str, Any] | None = None,
@@ -126,10 +138,30 @@ class Database(UnitsOfWork[S], QueryHelpers[S]):
         engine_options: Mapping[str, Any] | None = None,
         session_options: Mapping[str, Any] | None = None,
     ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        *bases: ModelBase,
+        async_session_class: type[A],
+        app: Flask | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        *bases: ModelBase,
+        session_class: type[S],
+        async_session_class: type[A],
+        app: Flask | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None,
+    ) -> None: ...
     def __init__(
         self,
         *bases: ModelBase,
         session_class: type[RoutingSession] | None = None,
+        async_session_class: type[AsyncSession] | None = None,
         app: Flask | None = None,
         engine_options: Mapping[str, Any] | None = None,
         session_options: Mapping[str, Any] | None = None,
@@ -148,6 +180,7 @@ class Database(UnitsOfWork[S], QueryHelpers[S]):
         self.session_class: type[S] = cast(
             "type[S]", session_class_of(session_class, self._session_options)
         )
+        self._async_session_class = async_session_class
         # The ``g`` attribute its sessions live on (see _sessions).
         super().__init__()
         if app is not None:
@@ -172,6 +205,8 @@ class Database(UnitsOfWork[S], QueryHelpers[S]):
             app.config,
             *self.bases,
             session_class=self.session_class,
+            # None when not given: the core's A then defaults to AsyncSession, as ours.
+            async_session_class=cast("type[A]", self._async_session_class),
             root_path=app.instance_path,
             engine_options=self._engine_options,
             session_options=self._session_options,
@@ -191,6 +226,9 @@ class Database(UnitsOfWork[S], QueryHelpers[S]):
             app.register_error_handler(sa_exc.TimeoutError, _answer_pool_timeout)
         app.teardown_appcontext(self._close_session)
         app.shell_context_processor(self._shell_context)
+        # Async views run on the loop that owns the async engines. Only a function is
+        # set here: the loop and its thread are made when a coroutine first runs.
+        run_coroutines_on_shared_loop(app)
 
     @property
     def sessionmaker(self) -> sessionmaker[S]:
@@ -210,6 +248,21 @@ class Database(UnitsOfWork[S], QueryHelpers[S]):
     def get_engine(self, bind_key: str | None = None) -> sa.Engine:
         """The current app's engine for ``bind_key``; ``None`` is the default bind."""
         return self._state("'db.get_engine()'").core.get_engine(bind_key)
+
+    @property
+    def async_sessionmaker(self) -> async_sessionmaker[A]:
+        """The current app's async session factory, for async sessions you manage."""
+        return self._state("'db.async_sessionmaker'").core.async_sessionmaker
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """The current app's default async engine, made on first use. See :doc:`/async`."""
+        return self._state("'db.async_engine'").core.async_engine
+
+    @property
+    def async_engines(self) -> Mapping[str | None, AsyncEngine]:
+        """The current app's async engines by bind key, each made on first use."""
+        return self._state("'db.async_engines'").core.async_engines
 
     if not TYPE_CHECKING:
         # Hidden from type checkers, for which db.Column must stay an error.

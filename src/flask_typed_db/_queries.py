@@ -1,9 +1,10 @@
 """Query helpers for views: fetch a row or abort with 404, and paginate by the request's
 query string.
 
-The decisions an async twin shares (which page the query string asks for, what a row
-is returned as, when a lookup or a page is missing) are module-level functions here,
-so that it calls them rather than copies them.
+The work an async twin shares (running the query on a sync session, which the async
+twin does in SQLAlchemy's greenlet as ``AsyncSession`` does; which page the query string
+asks for; what a row is returned as; when a lookup or a page is missing) is in
+module-level functions here, so that it calls them rather than copies them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .core._select import SelectBase
 from .core._select import Ts
 from .core._select import TypedReturnsRows
 from .core._select import execute_select
+from .core._session import A
 from .core._session import S
 
 T = TypeVar("T")
@@ -53,7 +55,7 @@ DEFAULT_MAX_PER_PAGE = 100
 _MAX_DIGITS = 18
 
 
-class QueryHelpers(SessionLifetime[S]):
+class QueryHelpers(SessionLifetime[S, A]):
     """The query helpers of :class:`~flask_typed_db.Database`, on its session."""
 
     def get_or_404(
@@ -158,8 +160,7 @@ class QueryHelpers(SessionLifetime[S]):
         :raises TypeError: For an INSERT, UPDATE or DELETE without ``returning()``,
             before it runs.
         """
-        statement = with_lookups_judged(statement, self.session)
-        row = execute_select(self.session, statement).first()
+        row = first_row(self.session, statement)
         if row is None:
             abort(404, description=description)
         return value_of(row)
@@ -213,8 +214,7 @@ class QueryHelpers(SessionLifetime[S]):
         :raises TypeError: For an INSERT, UPDATE or DELETE without ``returning()``,
             before it runs.
         """
-        statement = with_lookups_judged(statement, self.session)
-        row = only_row(execute_select(self.session, statement))
+        row = one_row(self.session, statement)
         if row is None:
             abort(404, description=description)
         return value_of(row)
@@ -293,13 +293,32 @@ class QueryHelpers(SessionLifetime[S]):
         if max_per_page is None:
             max_per_page = self._state("'db.paginate()'").max_per_page
         page, per_page = page_numbers(page, per_page, max_per_page, error_out)
-        session = self.session
-        statement = with_lookups_judged(statement, session)
-        pagination = paginate(session, statement, page=page, per_page=per_page, count=count)
-        del session  # not to be kept by the traceback of a 404 (see get_or_404)
+        pagination = page_of(self.session, statement, page, per_page, count)
         if error_out and is_past_the_last_page(pagination, page):
             abort(404)
         return pagination
+
+
+def first_row(session: Session, statement: Any) -> Row[Any] | None:
+    """The first row of ``statement``, its lookups judged, or ``None``."""
+    statement = with_lookups_judged(statement, session)
+    return execute_select(session, statement).first()
+
+
+def one_row(session: Session, statement: Any) -> Row[Any] | None:
+    """The only row of ``statement``, its lookups judged, or ``None`` if it has none or
+    several.
+    """
+    statement = with_lookups_judged(statement, session)
+    return only_row(execute_select(session, statement))
+
+
+def page_of(
+    session: Session, statement: Any, page: int, per_page: int, count: bool
+) -> Pagination[Any]:
+    """Page ``page`` of ``statement``, its lookups judged."""
+    statement = with_lookups_judged(statement, session)
+    return paginate(session, statement, page=page, per_page=per_page, count=count)
 
 
 def page_numbers(

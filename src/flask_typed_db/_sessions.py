@@ -1,6 +1,6 @@
-"""Sessions and their lifetime: one session per app context, made on first use and
-closed at the context's teardown, and the per-app state every other job of the adapter
-reads.
+"""Sessions and their lifetime: one session per app context, and one async session,
+each made on first use and closed at the context's teardown, and the per-app state every
+other job of the adapter reads.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import sys
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Generic
 from typing import cast
@@ -22,18 +23,25 @@ from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Request
 
+from ._async_runner import close_async_session
 from .core import DatabaseCore
+from .core._session import A
 from .core._session import S
 from .core._session import close_or_invalidate
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 #: ``app.extensions[_EXTENSION]`` maps each Database registered on the app to its state.
 _EXTENSION = "flask_typed_db"
 #: Prefix of the ``g`` attribute that holds a Database's session in the current app
 #: context; a number unique to the Database completes it.
 _G_SESSION_PREFIX = "_flask_typed_db_session_"
+#: Likewise for its async session.
+_G_ASYNC_SESSION_PREFIX = "_flask_typed_db_async_session_"
 _database_numbers = itertools.count()
 #: Every Database, so that a forked child can give each one a new ``g`` attribute.
-_databases: weakref.WeakSet[SessionLifetime[Any]] = weakref.WeakSet()
+_databases: weakref.WeakSet[SessionLifetime[Any, Any]] = weakref.WeakSet()
 
 _NO_APP_CONTEXT = (
     "Working outside of application context: {what} needs the current app. Use it in a"
@@ -51,22 +59,25 @@ current_request = cast("LocalProxy[Request]", request)._get_current_object  # py
 
 
 @dataclass(frozen=True)
-class AppState(Generic[S]):
+class AppState(Generic[S, A]):
     """What a Database keeps for each app it is registered on."""
 
-    core: DatabaseCore[S]
+    core: DatabaseCore[S, A]
     max_per_page: int | None
 
 
-class SessionLifetime(Generic[S]):
+class SessionLifetime(Generic[S, A]):
     """The part of :class:`~flask_typed_db.Database` every other job builds on: the
-    current app context's session, and this Database's state for an app.
+    current app context's session and async session, and this Database's state for an
+    app.
     """
 
     def __init__(self) -> None:
-        # Where this Database's session lives on ``g``: one attribute, one lookup. A
-        # forked child gives it another.
-        self._g_session = _new_g_session_attribute()
+        # Where this Database's sessions live on ``g``: one attribute, one lookup. A
+        # forked child gives them others.
+        self._g_session, self._g_async_session = _new_g_session_attributes()
+        #: Whether an async session was ever made: until then, teardown looks for none.
+        self._async_used = False
         _databases.add(self)
 
     @property
@@ -83,7 +94,28 @@ class SessionLifetime(Generic[S]):
             setattr(context.g, self._g_session, session)
         return session
 
-    def _state(self, what: str, app: Flask | None = None) -> AppState[S]:
+    @property
+    def async_session(self) -> A:
+        """The current app context's async session, made on first use: for ``async
+        def`` views, which run on the process's event loop that owns its connections.
+
+        The same object for the whole context; closed at its teardown, on that loop, so
+        anything not committed is rolled back. See :doc:`/async`.
+
+        :raises RuntimeError: If the bind's async driver is not installed; the message
+            names the package.
+        """
+        context = _app_context("'db.async_session'")
+        session: A | None = context.g.get(self._g_async_session)
+        if session is None:
+            core = self._state_of(context.app, "'db.async_session'").core
+            session = core.async_sessionmaker()
+            self._async_used = True
+            _dispose_at_exit(core)
+            setattr(context.g, self._g_async_session, session)
+        return session
+
+    def _state(self, what: str, app: Flask | None = None) -> AppState[S, A]:
         """This Database's state for ``app``, or for the current app if not given."""
         if app is None:
             return self._state_of(_app_context(what).app, what)
@@ -95,7 +127,7 @@ class SessionLifetime(Generic[S]):
             )
         return registered
 
-    def _state_of(self, current: Flask, what: str) -> AppState[S]:
+    def _state_of(self, current: Flask, what: str) -> AppState[S, A]:
         """This Database's state for ``current``, the current app."""
         state = app_states(current).get(self)
         if state is None:
@@ -127,6 +159,10 @@ class SessionLifetime(Generic[S]):
 
     def _close_session(self, exc: BaseException | None) -> None:
         context = current_app_context()
+        if self._async_used:
+            async_session: AsyncSession | None = context.g.pop(self._g_async_session, None)
+            if async_session is not None:
+                close_async_session(async_session, context.app.logger)
         session: Session | None = context.g.pop(self._g_session, None)
         if session is None:
             return
@@ -142,8 +178,31 @@ class SessionLifetime(Generic[S]):
             )
 
 
-def _new_g_session_attribute() -> str:
-    return f"{_G_SESSION_PREFIX}{next(_database_numbers)}"
+def _new_g_session_attributes() -> tuple[str, str]:
+    number = next(_database_numbers)
+    return f"{_G_SESSION_PREFIX}{number}", f"{_G_ASYNC_SESSION_PREFIX}{number}"
+
+
+#: The cores whose async engines are disposed of on the loop at exit. Weak: a test's
+#: app and its core go when the test drops them.
+_disposed_at_exit: weakref.WeakSet[DatabaseCore[Any, Any]] = weakref.WeakSet()
+
+
+def _dispose_at_exit(core: DatabaseCore[Any, Any]) -> None:
+    """Have ``core``'s async engines closed on the loop before it stops at exit."""
+    if core in _disposed_at_exit:
+        return
+    _disposed_at_exit.add(core)
+    from .core._loop import shared_loop  # the loop exists once async is used
+
+    reference = weakref.ref(core)
+
+    async def dispose() -> None:
+        alive = reference()
+        if alive is not None:
+            await alive.async_dispose()
+
+    shared_loop().call_at_exit(dispose)
 
 
 def _forget_parent_sessions() -> None:
@@ -152,7 +211,7 @@ def _forget_parent_sessions() -> None:
     connection. The parent's session stays on ``g``, unused and never closed here.
     """
     for database in list(_databases):
-        database._g_session = _new_g_session_attribute()  # pyright: ignore[reportPrivateUsage]  # this module's own class
+        database._g_session, database._g_async_session = _new_g_session_attributes()  # pyright: ignore[reportPrivateUsage]  # this module's own class
 
 
 if sys.platform != "win32":
@@ -172,10 +231,10 @@ def extensions_of(app: Flask) -> dict[str, Any]:
     return app.extensions  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
 
 
-def app_states(app: Flask) -> dict[SessionLifetime[Any], AppState[Any]]:
+def app_states(app: Flask) -> dict[SessionLifetime[Any, Any], AppState[Any, Any]]:
     """The state of each Database registered on ``app``, kept in ``app.extensions``."""
     extensions = extensions_of(app)
-    states: dict[SessionLifetime[Any], AppState[Any]] | None = extensions.get(_EXTENSION)
+    states: dict[SessionLifetime[Any, Any], AppState[Any, Any]] | None = extensions.get(_EXTENSION)
     if states is None:
         states = extensions[_EXTENSION] = {}
     return states

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Awaitable
 from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
@@ -22,6 +23,8 @@ V = TypeVar("V", bound=Callable[..., Any])
 
 #: Ends the unit of work: commit when given a status below 400, else roll back.
 EndUnitOfWork = Callable[[int | None], None]
+#: The same for an async view, which also ends its async session's.
+EndAsyncUnitOfWork = Callable[[int | None], Awaitable[None]]
 
 #: On a view: the end-of-work functions that already wrap it (one per Database).
 _COMMITTED_BY = "_flask_typed_db_committed_by"
@@ -29,8 +32,11 @@ _COMMITTED_BY = "_flask_typed_db_committed_by"
 _MANUAL = "_flask_typed_db_manual_commit"
 
 
-def committing(view: Callable[..., Any], end: EndUnitOfWork, owner: object) -> Callable[..., Any]:
-    """Wrap ``view`` so that its response's status decides commit or rollback.
+def committing(
+    view: Callable[..., Any], end: EndUnitOfWork, end_async: EndAsyncUnitOfWork, owner: object
+) -> Callable[..., Any]:
+    """Wrap ``view`` so that its response's status decides commit or rollback: with
+    ``end``, or for an ``async def`` view with ``end_async``.
 
     The wrapper returns the :class:`~flask.Response` Flask would have made of the
     view's return value; the status is known only once that is made.
@@ -42,9 +48,11 @@ def committing(view: Callable[..., Any], end: EndUnitOfWork, owner: object) -> C
             try:
                 rv: ResponseReturnValue = await view(*args, **kwargs)
             except BaseException:
-                end(None)
+                await end_async(None)
                 raise
-            return _finish(rv, end)
+            response = current_app.make_response(rv)
+            await end_async(response.status_code)
+            return response
 
         wrapper: Callable[..., Any] = async_wrapper
     else:

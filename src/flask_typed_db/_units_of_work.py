@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Generator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ParamSpec
 from typing import TypeVar
@@ -29,13 +30,17 @@ from ._transactions import committed_by
 from ._transactions import committing
 from ._transactions import is_manual
 from ._transactions import mark_manual
+from .core._session import A
 from .core._session import S
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 P = ParamSpec("P")
 V = TypeVar("V", bound=Callable[..., Any])
 
 
-class UnitsOfWork(SessionLifetime[S]):
+class UnitsOfWork(SessionLifetime[S, A]):
     """The units of work of :class:`~flask_typed_db.Database`, on its session."""
 
     @overload
@@ -66,7 +71,7 @@ class UnitsOfWork(SessionLifetime[S]):
         ``SQLALCHEMY_COMMIT_ON_SUCCESS = True`` does this for every view of the app;
         see :meth:`manual_commit` to exempt one.
         """
-        return committing(view, self._end_unit_of_work, self)
+        return self._committing(view)
 
     def manual_commit(self, view: V) -> V:
         """Exempt a view from ``SQLALCHEMY_COMMIT_ON_SUCCESS``: it commits, or not, by
@@ -107,22 +112,31 @@ class UnitsOfWork(SessionLifetime[S]):
         with session.begin_nested():
             yield session
 
+    def _committing(self, view: Callable[..., Any]) -> Callable[..., Any]:
+        return committing(view, self._end_unit_of_work, self._end_async_unit_of_work, self)
+
     def _end_unit_of_work(self, status: int | None) -> None:
         """Commit the current context's session for a status below 400; roll it back
         for an error status or a raised exception (``None``).
         """
         session: Session | None = current_app_context().g.get(self._g_session)
-        if session is None:
+        if session is not None:
+            end_unit_of_work(session, status)
+
+    async def _end_async_unit_of_work(self, status: int | None) -> None:
+        """For an async view: end the unit of work of the current context's async
+        session, as :meth:`_end_unit_of_work` does the session's (and do that too).
+        """
+        self._end_unit_of_work(status)
+        if not self._async_used:
             return
-        if status is None or status >= 400:
-            session.rollback()
-            return
-        try:
-            session.commit()
-        except BaseException:
-            # Nothing of it is kept, and error handlers get a usable session.
-            session.rollback()
-            raise
+        session: AsyncSession | None = current_app_context().g.get(self._g_async_session)
+        if session is not None:
+            from sqlalchemy.util import greenlet_spawn  # async apps only
+
+            # The same code on its sync session, in SQLAlchemy's greenlet, as
+            # AsyncSession.commit() runs Session.commit().
+            await greenlet_spawn(end_unit_of_work, session.sync_session, status)
 
     def _commit_current_view_on_success(self) -> None:
         """``before_request`` under ``SQLALCHEMY_COMMIT_ON_SUCCESS``: wrap the view
@@ -136,4 +150,21 @@ class UnitsOfWork(SessionLifetime[S]):
         view = views.get(endpoint)
         if view is None or is_manual(view) or self in committed_by(view):
             return
-        views[endpoint] = committing(view, self._end_unit_of_work, self)
+        views[endpoint] = committing(
+            view, self._end_unit_of_work, self._end_async_unit_of_work, self
+        )
+
+
+def end_unit_of_work(session: Session, status: int | None) -> None:
+    """Commit ``session`` for a status below 400; roll it back for an error status or a
+    raised exception (``None``), and when the commit fails.
+    """
+    if status is None or status >= 400:
+        session.rollback()
+        return
+    try:
+        session.commit()
+    except BaseException:
+        # Nothing of it is kept, and error handlers get a usable session.
+        session.rollback()
+        raise
