@@ -81,6 +81,7 @@ pytest:
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/requests_bench.py
+	$(BIN)/python benchmarks/async_bench.py
 
 $(MIN_VENV)/.installed: pyproject.toml Makefile
 	$(call new_venv,$(MIN_VENV))
