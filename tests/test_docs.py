@@ -216,3 +216,26 @@ def test_migrating_page_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.testsRun == 1
     with app.app_context():
         assert sa.inspect(db.engine).get_table_names() == []
+
+
+def test_async_page_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace = run_examples("async.md", monkeypatch)
+    app, db = namespace["app"], namespace["db"]
+    assert isinstance(app, Flask)
+    assert isinstance(db, Database)
+    db = cast("Database", db)  # isinstance() leaves its session classes unknown
+    client = app.test_client()
+    try:
+        # The worker example added a book through the core's async session, to the
+        # same file the app reads.
+        assert client.get("/books/1").json == {"id": 1, "title": "Solaris"}
+        created = client.post("/books")
+        assert created.status_code == 201
+        book_id = created.json["id"] if created.json else None
+        # commit_on_success committed the async view's session.
+        assert client.get(f"/books/{book_id}").json == {"id": book_id, "title": "Dune"}
+        assert client.get("/books/99").status_code == 404
+    finally:
+        with app.app_context():
+            app.ensure_sync(db.async_engine.dispose)()

@@ -264,6 +264,10 @@ class Database(UnitsOfWork[S, A], AsyncQueryHelpers[S, A], QueryHelpers[S, A]):
         """The current app's async engines by bind key, each made on first use."""
         return self._state("'db.async_engines'").core.async_engines
 
+    def get_async_engine(self, bind_key: str | None = None) -> AsyncEngine:
+        """The current app's async engine for ``bind_key``; ``None`` is the default bind."""
+        return self._state("'db.get_async_engine()'").core.get_async_engine(bind_key)
+
     if not TYPE_CHECKING:
         # Hidden from type checkers, for which db.Column must stay an error.
 
