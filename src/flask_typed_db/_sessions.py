@@ -206,12 +206,16 @@ def _dispose_at_exit(core: DatabaseCore[Any, Any]) -> None:
 
 
 def _forget_parent_sessions() -> None:
-    """In a child forked inside an app context, make :attr:`Database.session` start a
-    new session instead of returning the parent's, which the core has cut from its
-    connection. The parent's session stays on ``g``, unused and never closed here.
+    """In a child forked inside an app context, make :attr:`Database.session` and
+    :attr:`Database.async_session` start new sessions instead of returning the parent's,
+    which the core has cut from their connections. The parent's stay on ``g``, unused
+    and never closed here.
     """
     for database in list(_databases):
         database._g_session, database._g_async_session = _new_g_session_attributes()  # pyright: ignore[reportPrivateUsage]  # this module's own class
+    # The child makes its own loop, on which the cores' async engines are disposed of
+    # at its exit: register them again when they are next used.
+    _disposed_at_exit.clear()
 
 
 if sys.platform != "win32":
