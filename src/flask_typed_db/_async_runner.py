@@ -23,9 +23,14 @@ from typing import Any
 from flask import Flask
 
 if TYPE_CHECKING:
+    import asyncio
     from logging import Logger
 
     from sqlalchemy.ext.asyncio import AsyncSession
+
+
+#: Closes scheduled from the loop's own thread, until each is done.
+_closing: set[asyncio.Task[None]] = set()
 
 
 def run_coroutines_on_shared_loop(app: Flask) -> bool:
@@ -64,7 +69,10 @@ def close_async_session(session: AsyncSession, logger: Logger) -> None:
 
     loop = shared_loop()
     if loop.in_loop_thread():
-        loop.loop.create_task(_close_and_log(session, logger))
+        # The loop keeps only a weak reference to a task: keep it until it is done.
+        task = loop.loop.create_task(_close_and_log(session, logger))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
         return
     error = loop.run(_close(session))
     if error is not None:

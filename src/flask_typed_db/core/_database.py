@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Generator
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -291,6 +292,8 @@ class DatabaseCore(Generic[S, A]):
         self._session_options = session_options
         self._async_session_class = async_session_class
         self._async: AsyncParts[A] | None = None
+        # Made once, by whichever thread first asks.
+        self._async_lock = threading.Lock()
         self._isolating = False
 
     @property
@@ -392,6 +395,13 @@ class DatabaseCore(Generic[S, A]):
         self.dispose()
 
     def _async_parts(self) -> AsyncParts[A]:
+        parts = self._async
+        if parts is not None:
+            return parts
+        with self._async_lock:
+            return self._make_async_parts()
+
+    def _make_async_parts(self) -> AsyncParts[A]:
         parts = self._async
         if parts is None:
             # Imported here: an app or worker that never goes async never imports it.
