@@ -116,10 +116,6 @@ def message_of(error: BaseException) -> str:
     ("sync_url", "async_drivername"),
     [
         (
-            f"postgresql://app:{PASSWORD}@db.example:5433/shop?connect_timeout=7",
-            "postgresql+psycopg_async",
-        ),
-        (
             f"postgresql+psycopg://app:{PASSWORD}@db.example:5433/shop?connect_timeout=7",
             "postgresql+psycopg_async",
         ),
@@ -150,12 +146,14 @@ def test_server_async_engine_uses_the_backends_async_driver_with_the_same_url(
     assert core.async_engine is core.get_async_engine(None) is core.async_engines[None]
 
 
-def test_psycopg2_url_gets_psycopgs_async_driver() -> None:
-    # psycopg2 is not installed here, so its sync engine cannot be built: the async
-    # engine is made from the bind alone, as DatabaseCore makes it.
+@pytest.mark.parametrize("drivername", ["postgresql", "postgresql+psycopg2"])
+def test_psycopg2_url_gets_psycopgs_async_driver(drivername: str) -> None:
+    # psycopg2 (SQLAlchemy 2.0's default for a bare "postgresql://") is not installed
+    # here, so its sync engine cannot be built: the async engine is made from the bind
+    # alone, as DatabaseCore makes it.
     (spec,) = read_config(
         {
-            "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg2://app:{PASSWORD}@db.example/shop?sslmode=require"
+            "SQLALCHEMY_DATABASE_URI": f"{drivername}://app:{PASSWORD}@db.example/shop?sslmode=require"
         }
     ).values()
     url = create_async_engine(spec).url
