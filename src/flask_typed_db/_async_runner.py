@@ -15,6 +15,7 @@ run or an async session is closed.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING
@@ -39,7 +40,9 @@ def run_coroutines_on_shared_loop(app: Flask) -> bool:
     An app whose class, or whose own attribute, already replaces Flask's
     ``async_to_sync`` keeps it: that app has chosen how its coroutines run.
     """
-    if "async_to_sync" in vars(app) or type(app).async_to_sync is not Flask.async_to_sync:
+    # Looked up statically: Flask 3.0 leaves the method's types partly unknown.
+    own = inspect.getattr_static(type(app), "async_to_sync")
+    if "async_to_sync" in vars(app) or own is not vars(Flask)["async_to_sync"]:
         return False
     # An instance attribute, as Flask's docs invite overriding the method.
     setattr(app, "async_to_sync", _async_to_sync)  # noqa: B010  # the method, shadowed on this app only
