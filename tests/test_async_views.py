@@ -731,7 +731,7 @@ def test_isolated_async_views_see_each_others_commits_and_leave_nothing(
 # -- Fork ------------------------------------------------------------------------------
 
 
-def run_in_child(work: Callable[[], dict[str, Any]], timeout: float = 30) -> dict[str, Any]:
+def run_in_child(work: Callable[[], dict[str, Any]], timeout: float = 20) -> dict[str, Any]:
     """Run ``work`` in a forked child and return what it reported through a pipe; a
     child that does not exit within ``timeout`` seconds is killed, and the test fails.
     """
