@@ -826,6 +826,32 @@ def test_forked_child_serves_async_requests_on_its_own_loop_and_connection(
     assert async_pool(app, db).checkedout() == 0
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="os.fork() is POSIX only")
+def test_child_forked_inside_an_app_context_gets_a_new_async_session(
+    backend: dict[str, str], make_app: MakeApp
+) -> None:
+    app, db = make_app(backend)
+
+    async def session_in_a_transaction() -> AsyncSession:
+        db.async_session.add(Item(name="uncommitted in the parent"))
+        await db.async_session.flush()
+        return db.async_session
+
+    with app.app_context():
+        parent_session = app.ensure_sync(session_in_a_transaction)()
+
+        async def child_report() -> dict[str, Any]:
+            return {"same": db.async_session is parent_session, "count": await async_count(db)}
+
+        report = run_in_child(app.ensure_sync(child_report))
+
+        assert report == {"same": False, "count": 0}
+        # The parent's transaction is intact: it still sees its own row.
+        assert app.ensure_sync(async_count)(db) == 1
+    assert sync_count(app, db) == 0
+    assert async_pool(app, db).checkedout() == 0
+
+
 # -- Timeouts and cancellation ---------------------------------------------------------
 
 
