@@ -58,6 +58,14 @@ DEFAULT_LOAN_DAYS = 14
 MAX_LOAN_DAYS = 60
 _ISBN13 = re.compile(r"97[89]\d{10}")
 
+#: The catalogue's order, with what book_json() reads: each book's author and current
+#: loan, loaded in two queries (plus the count when a page is full).
+BOOKS_BY_TITLE = (
+    sa.select(Book)
+    .options(joinedload(Book.author), selectinload(Book.current_loan))
+    .order_by(Book.title, Book.id)
+)
+
 catalogue = Blueprint("catalogue", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -129,6 +137,36 @@ def get_book(book_id: int) -> ResponseReturnValue:
         Book,
         book_id,
         # The author and the current loan in the same query: book_json() reads both.
+        options=[joinedload(Book.author), joinedload(Book.current_loan)],
+        description=f"Book {book_id} does not exist.",
+    )
+    return book_json(book)
+
+
+# The same two reads, as async views: they await db.async_session, whose connections
+# live on the process's one event loop (see docs/async.md), and answer the same JSON.
+
+
+@api.get("/async/books")
+async def list_books_async() -> ResponseReturnValue:
+    """:func:`list_books`, awaited: the same page, the same ``?page=`` and ``?per_page=``."""
+    page = await db.async_paginate(BOOKS_BY_TITLE)
+    return {
+        "books": [book_json(book) for book in page],
+        "page": page.page,
+        "pages": page.pages,
+        "total": page.total,
+    }
+
+
+@api.get("/async/books/<int:book_id>")
+async def get_book_async(book_id: int) -> ResponseReturnValue:
+    """:func:`get_book`, awaited. An async session cannot load lazily: what
+    :func:`book_json` reads is loaded with the book.
+    """
+    book = await db.async_get_or_404(
+        Book,
+        book_id,
         options=[joinedload(Book.author), joinedload(Book.current_loan)],
         description=f"Book {book_id} does not exist.",
     )
@@ -274,14 +312,8 @@ def init_db_command(with_seed: bool) -> None:
 
 
 def books_page() -> Pagination[Book]:
-    """The page of books the query string asks for, by title, with each book's author
-    and current loan loaded in two queries (plus the count when the page is full).
-    """
-    return db.paginate(
-        sa.select(Book)
-        .options(joinedload(Book.author), selectinload(Book.current_loan))
-        .order_by(Book.title, Book.id)
-    )
+    """The page of :data:`BOOKS_BY_TITLE` the query string asks for."""
+    return db.paginate(BOOKS_BY_TITLE)
 
 
 def json_body() -> Mapping[str, object]:
