@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 from tests.load.served_app import CONFIG_PREFIX
 from tests.load.served_app import POOL_REPORT
+from tests.load.served_async import ASYNC_POOL_REPORT
 
 #: The repository: gunicorn runs there, so it imports ``tests.load.served_app``.
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,9 @@ STOP_TIMEOUT = 30.0
 _GUNICORN_LINE = re.compile(r"^\[[^\]]+\] \[\d+\] \[(?P<level>[A-Z]+)\] ")
 _POOL_LINE = re.compile(
     re.escape(POOL_REPORT) + r" pid=(\d+) bind=\S+ checked_out=(\S+)$", re.MULTILINE
+)
+_ASYNC_POOL_LINE = re.compile(
+    re.escape(ASYNC_POOL_REPORT) + r" pid=(\d+) bind=\S+ checked_out=(\S+)$", re.MULTILINE
 )
 
 
@@ -240,11 +244,19 @@ class Gunicorn:
         """How many workers were started: more than ``workers`` means one was replaced."""
         return self.log().count("Booting worker with pid")
 
+    def async_pool_reports(self) -> list[tuple[int, str]]:
+        """Each async pool's report at exit, from each process that ran async code:
+        its pid, and how many connections the pool still had checked out.
+        """
+        return [
+            (int(pid), checked_out) for pid, checked_out in _ASYNC_POOL_LINE.findall(self.log())
+        ]
+
     def problems(self) -> list[str]:
         """What the log shows went wrong, once gunicorn has stopped: a worker that
         crashed, timed out or was replaced, a warning or error of gunicorn's, a
-        traceback the test did not provoke, a connection left checked out, a
-        process that exited without its pool report.
+        traceback the test did not provoke, a connection left checked out (async
+        pools included), a process that exited without its pool report.
         """
         log = self.log()
         found: list[str] = []
@@ -267,6 +279,11 @@ class Gunicorn:
         found.extend(
             f"process {pid} exited with {checked_out} connection(s) checked out"
             for pid, checked_out in reports
+            if checked_out != "0"
+        )
+        found.extend(
+            f"process {pid} exited with {checked_out} async connection(s) checked out"
+            for pid, checked_out in self.async_pool_reports()
             if checked_out != "0"
         )
         return found

@@ -9,7 +9,7 @@ It is configured through the environment, as a deployed app is: the example's ow
 ``LOAD_APP_SQLALCHEMY_ENGINE_OPTIONS='{"pool_size": 1, "pool_timeout": 1}'``.
 
 Besides the example's views it has a few under ``/load/`` that the faults need, and
-those of ``served_hardening`` when a test switches them on.
+those of ``served_hardening`` and ``served_async`` when a test switches them on.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from flask import Flask
 from flask import Response
 from flask.typing import ResponseReturnValue
 from sqlalchemy.pool import QueuePool
+from tests.load.served_async import ASYNC_BEFORE_FORK_SWITCH
+from tests.load.served_async import ASYNC_SWITCH
+from tests.load.served_async import connect_before_fork
+from tests.load.served_async import serve_async_views
 from tests.load.served_hardening import CLOSE_FAILS_SWITCH
 from tests.load.served_hardening import FORK_SWITCH
 from tests.load.served_hardening import fail_closing_sessions
@@ -131,6 +135,10 @@ def create_served_app() -> Flask:
         # holds an open connection when gunicorn forks, which no worker may share.
         with app.app_context():
             db.session.execute(sa.select(sa.literal(1)))
+    if is_set(config, ASYNC_SWITCH):
+        serve_async_views(app)
+    if is_set(config, ASYNC_BEFORE_FORK_SWITCH):
+        connect_before_fork(app)
     if is_set(config, FORK_SWITCH):
         app.register_blueprint(forking)
     if is_set(config, CLOSE_FAILS_SWITCH):

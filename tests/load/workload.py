@@ -56,6 +56,12 @@ WEIGHTS: Mapping[str, int] = {
     "no-db": 4,
     "health": 3,
 }
+#: The async views' scenarios: reads through ``db.async_session``.
+ASYNC_WEIGHTS: Mapping[str, int] = {
+    "async-page": 30,
+    "async-get": 50,
+    "async-missing": 20,
+}
 
 
 @dataclass(frozen=True)
@@ -117,17 +123,26 @@ class Catalogue:
 
 
 class Workload:
-    """Sends a seeded-random mix of the scenarios in :data:`WEIGHTS` to a server.
+    """Sends a seeded-random mix of scenarios to a server: those of :data:`WEIGHTS`, or
+    of the ``weights`` given (:data:`ASYNC_WEIGHTS`).
 
     Scenario ``n`` is the same in every run; names and ISBNs it creates carry ``n`` and
     the workload's ``seed`` (below 100), so every write can be looked up afterwards;
     workloads sent to the same database need different seeds.
     """
 
-    def __init__(self, port: int, catalogue: Catalogue, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        port: int,
+        catalogue: Catalogue,
+        *,
+        seed: int = 0,
+        weights: Mapping[str, int] = WEIGHTS,
+    ) -> None:
         self.port = port
         self.catalogue = catalogue
         self.seed = seed
+        self.weights = weights
         self._numbers = itertools.count()
         self._scenarios: Mapping[str, Callable[[int, random.Random], list[Outcome]]] = {
             "page": self._page,
@@ -142,6 +157,9 @@ class Workload:
             "fail": self._fail,
             "no-db": self._no_db,
             "health": self._health,
+            "async-page": self._async_page,
+            "async-get": self._async_get,
+            "async-missing": self._async_missing,
         }
 
     def run(self, scenarios: int, threads: int) -> list[Outcome]:
@@ -185,7 +203,7 @@ class Workload:
         """Run the next scenario; return the outcome of each of its requests."""
         number = next(self._numbers)
         rng = random.Random(f"{self.seed}-{number}")
-        kind = rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
+        kind = rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
         return self._scenarios[kind](number, rng)
 
     def name(self, number: int) -> str:
@@ -301,6 +319,21 @@ class Workload:
 
     def _health(self, number: int, rng: random.Random) -> list[Outcome]:
         return [self.send(Call("health", "GET", "/healthz", contains={"ok": True}))]
+
+    def _async_page(self, number: int, rng: random.Random) -> list[Outcome]:
+        page = rng.choice([1, 2])
+        call = Call("async-page", "GET", f"/api/async/books?page={page}&per_page=5")
+        return [self.send(call)]
+
+    def _async_get(self, number: int, rng: random.Random) -> list[Outcome]:
+        book_id, isbn = rng.choice(self.catalogue.books)
+        contains = {"id": book_id, "isbn": isbn}
+        call = Call("async-get", "GET", f"/api/async/books/{book_id}", contains=contains)
+        return [self.send(call)]
+
+    def _async_missing(self, number: int, rng: random.Random) -> list[Outcome]:
+        path = f"/api/async/books/{MISSING_ID + number}"
+        return [self.send(Call("async-missing", "GET", path, expected=frozenset({404})))]
 
 
 def problems(outcomes: Iterable[Outcome]) -> list[str]:
