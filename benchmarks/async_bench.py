@@ -33,6 +33,14 @@ first process, bursts of 50 requests sent at once from a pool of 8 threads to
 ``sync``, ``async`` and ``nullpool``: the time of a burst, the requests that failed,
 and the connections opened.
 
+With ``--breakdown``, four more apps take the async request apart, each a variant of
+one above: ``sync-no-db`` and ``async-no-db`` answer with a constant from a sync and an
+``async def`` view on a ``Database`` (the difference is the trip to the event loop's
+thread and back); ``asgiref-no-db`` is the ``async def`` view without flask-typed-db
+(Flask's default: a new thread and loop per call, what ``nullpool`` pays);
+``async-no-ping`` is the ``async`` app with ``pool_pre_ping=False``. Reported: the
+medians of the per-round differences of their times.
+
 Backends: SQLite (a file, aiosqlite) always; PostgreSQL when ``TEST_POSTGRES_URL`` is
 set, twice: with psycopg's async driver (flask-typed-db's default) and with asyncpg
 (the app's ``SQLALCHEMY_ASYNC_DATABASE_URI`` set to the ``postgresql+asyncpg`` URL);
@@ -41,7 +49,7 @@ to the URL of the ``async`` app's engine. The table is named ``bench_item``; it 
 dropped before and after.
 
     .venv/bin/python benchmarks/async_bench.py [--processes 8] [--rounds 6] [--batch 50]
-        [--quick]
+        [--breakdown] [--quick]
 """
 
 from __future__ import annotations
@@ -145,9 +153,26 @@ class NullPoolItem(ItemColumns, NullPoolBase):
     pass
 
 
+class NoPingBase(DeclarativeBase):
+    pass
+
+
+class NoPingItem(ItemColumns, NoPingBase):
+    pass
+
+
+class NoDbBase(DeclarativeBase):
+    pass
+
+
 sync_db = Database(SyncBase)
 async_db = Database(AsyncBase)
 twin_db = Database(TwinBase)
+no_ping_db = Database(NoPingBase, engine_options={"pool_pre_ping": False})
+#: On the apps whose views do not touch the database.
+no_db = Database(NoDbBase)
+#: What the views that do not touch the database answer: the row's name.
+NAME = f"Item {ITEMS // 2:04}"
 
 
 # -- The apps ------------------------------------------------------------------------
@@ -211,6 +236,32 @@ def twin_app(url: str, async_url: str | None) -> Served:
     return typed_async_app(url, async_url, twin_db, TwinItem)
 
 
+def no_ping_app(url: str, async_url: str | None) -> Served:
+    """The ``async`` app's code, its async engine without ``pool_pre_ping``."""
+    return typed_async_app(url, async_url, no_ping_db, NoPingItem)
+
+
+def no_db_app(url: str, *, is_async: bool, typed: bool = True) -> Served:
+    """A view that answers :data:`NAME` without touching the database: sync or
+    ``async def``, on an app with a ``Database`` or, if not ``typed``, without one.
+    """
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if typed:
+        no_db.init_app(app)
+
+    def get_item(item_id: int) -> str:
+        return NAME
+
+    async def get_item_async(item_id: int) -> str:
+        return NAME
+
+    app.get("/items/<int:item_id>")(get_item_async if is_async else get_item)
+    # Never connected: the pool is there for the counts every app reports.
+    engine = sa.create_engine(url)
+    return Served(app, engine, engine.dispose)
+
+
 def nullpool_app(async_url: URL) -> Served:
     """Written by hand without flask-typed-db: Flask's default async handling, a new
     connection and session per request.
@@ -231,6 +282,13 @@ def nullpool_app(async_url: URL) -> Served:
 
 #: The apps, the reference first.
 APPS = ("sync", "async", "nullpool", "async-twin")
+#: With --breakdown, the variants that take the async request apart.
+BREAKDOWN_APPS: dict[str, Callable[[str, str | None], Served]] = {
+    "sync-no-db": lambda url, _: no_db_app(url, is_async=False),
+    "async-no-db": lambda url, _: no_db_app(url, is_async=True),
+    "asgiref-no-db": lambda url, _: no_db_app(url, is_async=True, typed=False),
+    "async-no-ping": no_ping_app,
+}
 #: The apps sent bursts of concurrent requests.
 BURST_APPS = ("sync", "async", "nullpool")
 
@@ -250,6 +308,8 @@ class Settings:
     warmup_rounds: int
     #: Timed bursts of concurrent requests to each app (in the first process only).
     bursts: int
+    #: Whether to time the variants of :data:`BREAKDOWN_APPS` too.
+    breakdown: bool = False
 
 
 FULL = Settings(processes=8, rounds=6, batch=50, warmup_rounds=2, bursts=8)
@@ -312,11 +372,12 @@ def measure_in_processes(url: str, async_url: str | None, settings: Settings) ->
         for index in range(settings.processes)
     ]
     first = results[0]
+    names = list(first.times)
     return Result(
-        times={name: [t for result in results for t in result.times[name]] for name in APPS},
-        connections={name: sum(result.connections[name] for result in results) for name in APPS},
+        times={name: [t for result in results for t in result.times[name]] for name in names},
+        connections={name: sum(result.connections[name] for result in results) for name in names},
         timed_requests=sum(result.timed_requests for result in results),
-        checked_out={name: max(result.checked_out[name] for result in results) for name in APPS},
+        checked_out={name: max(result.checked_out[name] for result in results) for name in names},
         bursts=first.bursts,
     )
 
@@ -364,6 +425,10 @@ def measure(url: str, async_url: str | None, settings: Settings) -> Result:
         served["nullpool"] = nullpool_app(served["async"].engine.url)
         cleanup.callback(served["nullpool"].dispose)
         served = {name: served[name] for name in APPS}
+        if settings.breakdown:
+            for name, variant in BREAKDOWN_APPS.items():
+                served[name] = variant(url, async_url)
+                cleanup.callback(served[name].dispose)
         create_table(served["sync"].engine)
         connections = {name: Connections(app.engine) for name, app in served.items()}
         request = Request.build(READ)
@@ -474,6 +539,21 @@ RATIOS: tuple[tuple[str, str, str], ...] = (
     ("nullpool", "async", "target: at least 4"),
     ("async-twin", "async", "the control: identical code"),
 )
+#: With --breakdown, each difference reported and what it is.
+DIFFERENCES: tuple[tuple[str, str, str], ...] = (
+    ("async", "sync", "what the async view costs more"),
+    ("async-no-db", "sync-no-db", "a trip to the loop thread and back, with Flask's async view"),
+    ("async", "async-no-ping", "the pool's pre-ping at checkout"),
+    ("async", "async-no-db", "the async view's database work, its close at teardown included"),
+    ("sync", "sync-no-db", "the sync view's database work"),
+    ("asgiref-no-db", "sync-no-db", "asgiref's new thread and loop per call (nullpool's)"),
+)
+
+
+def difference(times: Mapping[str, Sequence[float]], name: str, over: str) -> float:
+    """The median of the per-round differences of ``name``'s time and ``over``'s, in µs."""
+    pairs = zip(times[name], times[over], strict=True)
+    return statistics.median((a - b) * 1000 for a, b in pairs)
 
 
 def report(backend: str, result: Result, settings: Settings) -> None:
@@ -483,11 +563,11 @@ def report(backend: str, result: Result, settings: Settings) -> None:
         f"\n{backend}: median µs per request, {processes} processes x {settings.rounds}"
         f" interleaved rounds of {settings.batch} requests"
     )
-    print(f"{'app':<12}{'µs':>10}{'connections opened while timed':>34}{'checked out after':>20}")
-    for name in APPS:
+    print(f"{'app':<14}{'µs':>8}{'connections opened while timed':>34}{'checked out after':>20}")
+    for name in result.times:
         median = statistics.median(result.times[name]) * 1000
         opened = f"{result.connections[name]} in {result.timed_requests} requests"
-        print(f"{name:<12}{median:>10.1f}{opened:>34}{result.checked_out[name]:>20}")
+        print(f"{name:<14}{median:>8.1f}{opened:>34}{result.checked_out[name]:>20}")
     print(
         "ratios: medians of the per-round ratios; in brackets, the lowest and highest of"
         " the processes' own"
@@ -498,6 +578,11 @@ def report(backend: str, result: Result, settings: Settings) -> None:
         print(
             f"{label:<18}{ratio(result.times, name, over):>8.3f} ({low:.3f}-{high:.3f})  {target}"
         )
+    if settings.breakdown:
+        print("where the time goes: medians of the per-round differences, µs")
+        for name, over, meaning in DIFFERENCES:
+            label = f"diff {name} - {over}"
+            print(f"{label:<33}{difference(result.times, name, over):>8.1f}  {meaning}")
     if result.bursts:
         bursts = len(result.bursts["sync"].times)
         print(
@@ -534,14 +619,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=FULL.processes)
     parser.add_argument("--rounds", type=int, default=FULL.rounds, help="rounds per process")
     parser.add_argument("--batch", type=int, default=FULL.batch, help="requests per timing")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time variants that take the async request apart"
+    )
     parser.add_argument("--quick", action="store_true", help="a few rounds, to smoke-test")
     args = parser.parse_args(argv)
     if min(args.processes, args.rounds, args.batch) < 1:
         parser.error("--processes, --rounds and --batch must be 1 or more")
-    settings = (
+    settings = replace(
         QUICK
         if args.quick
-        else replace(FULL, processes=args.processes, rounds=args.rounds, batch=args.batch)
+        else replace(FULL, processes=args.processes, rounds=args.rounds, batch=args.batch),
+        breakdown=args.breakdown,
     )
     packages = (
         "flask",

@@ -22,14 +22,18 @@ pytest.importorskip("flask_sqlalchemy")
 pytest.importorskip("flask_sqlalchemy_lite")
 pytest.importorskip("aiosqlite")
 pytest.importorskip("asgiref")
+# The repository root, which holds benchmarks/: pytest puts only tests/ and examples/
+# on the path.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "async_bench.py"
+from benchmarks import async_bench
+
+BENCH = Path(async_bench.__file__)
 #: --quick: 2 processes of 3 timed rounds of 4 requests.
 TIMED_REQUESTS = 2 * 3 * 4
 
 
-@pytest.fixture(scope="module")
-def output() -> list[str]:
+def run_quick(*options: str) -> list[str]:
     """The lines of one quick run, on SQLite only."""
     environ = {
         key: value
@@ -37,7 +41,7 @@ def output() -> list[str]:
         if key not in {"TEST_POSTGRES_URL", "TEST_MARIADB_URL"}
     }
     finished = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
+        [sys.executable, str(BENCH), "--quick", *options],
         env=environ,
         capture_output=True,
         text=True,
@@ -46,6 +50,12 @@ def output() -> list[str]:
     )
     assert finished.returncode == 0, finished.stderr
     return finished.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def output() -> list[str]:
+    """One quick run, shared by this module's tests."""
+    return run_quick()
 
 
 def row(output: list[str], first: str) -> list[str]:
@@ -90,3 +100,13 @@ def test_no_request_of_the_concurrent_bursts_fails(output: list[str], app: str) 
     assert name == app
     assert float(milliseconds) > 0
     assert int(failures) == 0
+
+
+def test_breakdown_times_the_variants_and_reports_each_difference() -> None:
+    lines = run_quick("--breakdown")
+    for app in async_bench.BREAKDOWN_APPS:
+        _, _, connections, _, requests, _, checked_out = row(lines, app)
+        assert (int(connections), int(requests), int(checked_out)) == (0, TIMED_REQUESTS, 0)
+    for name, over, _ in async_bench.DIFFERENCES:
+        cells = row(lines, f"diff {name} - {over}")
+        assert re.fullmatch(r"-?\d+\.\d", cells[4])
