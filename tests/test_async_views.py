@@ -1222,3 +1222,30 @@ def test_process_that_served_async_requests_exits_promptly_and_silently(
     )
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
     assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize("driver", ["psycopg_async", "asyncpg"])
+def test_pooled_async_connections_the_server_ended_are_replaced_before_a_request(
+    postgresql_url: str, driver: str, make_app: MakeApp
+) -> None:
+    async_url = sa.make_url(postgresql_url).set(drivername=f"postgresql+{driver}")
+    app, db = make_app(
+        {"SQLALCHEMY_DATABASE_URI": postgresql_url, "SQLALCHEMY_ASYNC_DATABASE_URI": async_url}
+    )
+
+    @app.get("/backend-pid")
+    async def backend_pid() -> ResponseReturnValue:
+        return str(await db.async_session.scalar(sa.text("SELECT pg_backend_pid()")))
+
+    client = app.test_client()
+    pids = {client.get("/backend-pid").text for _ in range(10)}
+    killer = sa.create_engine(postgresql_url, poolclass=sa.NullPool)
+    try:
+        with killer.connect() as connection:
+            for pid in pids:
+                connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": int(pid)})
+    finally:
+        killer.dispose()
+    answers = [client.get("/backend-pid") for _ in range(10)]
+    assert [answer.status_code for answer in answers] == [200] * 10
+    assert not pids & {answer.text for answer in answers}

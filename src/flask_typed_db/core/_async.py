@@ -40,6 +40,7 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from ._config import BindSpec
+from ._engine import SERVER_BACKENDS
 from ._engine import apply_backend_defaults
 from ._engine import begin_before_savepoints
 from ._engine import is_sqlite_memory
@@ -47,6 +48,7 @@ from ._engine import make_sqlite_folder_on_connect
 from ._fork import make_fork_safe
 from ._isolation import ISOLATION_OPTION
 from ._isolation import begin_for_savepoints
+from ._liveness import replace_dead_connections
 from ._session import A
 
 #: The async driver of each backend when the bind's URL names a sync one, and the
@@ -142,9 +144,6 @@ def create_async_engine(
         # The default pool, made for asyncio (QueuePool itself is refused by async
         # engines) and tied to one loop.
         options["poolclass"] = OneLoopQueuePool
-    # The liveness check of sync engines reads the driver's socket, which an asyncio
-    # driver's transport reads itself; SQLAlchemy's ping is the check here.
-    options.setdefault("pool_pre_ping", True)
     resolved = apply_backend_defaults(url, options, root_path)
     try:
         engine = _create_async_engine(resolved, **options)
@@ -153,6 +152,12 @@ def create_async_engine(
         raise
     sync_engine = engine.sync_engine
     make_fork_safe(sync_engine)
+    if url.get_backend_name() in SERVER_BACKENDS and "pool_pre_ping" not in options:
+        # As for sync engines: a connection the server ended while it sat idle is
+        # replaced before a request gets it. psycopg's async connection leaves its
+        # socket alone while idle, so a poll of it finds that with no round trip; the
+        # drivers whose transport reads the socket itself are pinged.
+        replace_dead_connections(sync_engine)
     if url.get_backend_name() == "sqlite":
         begin_before_savepoints(sync_engine.dialect)
         if resolved is not url:

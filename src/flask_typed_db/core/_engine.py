@@ -19,7 +19,7 @@ from ._fork import make_fork_safe
 from ._liveness import replace_dead_connections
 
 #: Backends reached over a socket, whose server can end a pooled connection.
-_SERVER_BACKENDS = frozenset({"postgresql", "mysql", "mariadb"})
+SERVER_BACKENDS = frozenset({"postgresql", "mysql", "mariadb"})
 
 
 def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = None) -> sa.Engine:
@@ -50,7 +50,7 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
         # never writes to the disk.
         make_sqlite_folder_on_connect(engine, url)
     if (
-        url.get_backend_name() in _SERVER_BACKENDS
+        url.get_backend_name() in SERVER_BACKENDS
         and "pool_pre_ping" not in options
         and not isinstance(engine.pool, NullPool)
     ):

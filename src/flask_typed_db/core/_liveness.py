@@ -54,7 +54,13 @@ def _looks_alive(dbapi_connection: Any, dialect: Dialect) -> bool:
 
 def _socket_of(dbapi_connection: Any) -> int | None:
     """The file descriptor of a driver's socket, if the driver shows it."""
-    fileno = getattr(dbapi_connection, "fileno", None)  # psycopg, psycopg2
+    # An asyncio driver's connection is inside SQLAlchemy's adapter.
+    connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    if connection is not dbapi_connection and not hasattr(connection, "fileno"):
+        # asyncpg's and aiomysql's transports read the socket themselves: a poll would
+        # find nothing there. Ask the server.
+        return None
+    fileno = getattr(connection, "fileno", None)  # psycopg (sync and async), psycopg2
     if fileno is not None:
         return int(fileno())
     # PyMySQL has no public accessor for its socket.
