@@ -60,6 +60,9 @@ ASYNC_DATABASE_DOWN_ERRORS = (
     # class as an OperationalError.
     "sqlalchemy.exc.DBAPIError",
     "sqlalchemy.exc.InterfaceError",
+    # asyncpg's rollback at teardown of a connection whose query the restart cut off
+    # ("another operation is in progress"): the connection is invalidated instead.
+    "sqlalchemy.exc.InternalError",
     "ConnectionRefusedError",
     "ConnectionResetError",
 )
