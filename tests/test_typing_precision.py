@@ -5,9 +5,10 @@ For each statement, mypy and pyright reveal the type of each helper's result and
 what plain SQLAlchemy gives for it: ``session.execute(stmt).first()`` (a Row) and
 ``session.execute(stmt).scalars().first()`` (its first value), or ``session.get()``.
 The helper's type must be one of those (``| None`` aside: a helper never returns a
-missing row). ``tests/typing/check_queries.py`` asserts the types both SQLAlchemy 2.0
-and 2.1 give alike; this catches what they give differently (a ``union_all()`` is
-typed on 2.1 only) under each.
+missing row). The async helpers, awaited, are held to what an ``AsyncSession`` gives:
+``(await session.execute(stmt)).first()`` and the rest. ``tests/typing/check_queries.py``
+and ``check_async.py`` assert the types both SQLAlchemy 2.0 and 2.1 give alike; this
+catches what they give differently (a ``union_all()`` is typed on 2.1 only) under each.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ PROBE_HEAD = """
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import Mapper
@@ -56,6 +58,14 @@ db = Database(Base)
 
 
 def probe(session: Session, columns: list[sa.ColumnElement[int]], mapper: Mapper[User]) -> None:
+"""
+
+#: After the sync probe's lines, the async helpers' probe.
+PROBE_ASYNC_HEAD = """
+
+async def probe_async(
+    session: AsyncSession, columns: list[sa.ColumnElement[int]], mapper: Mapper[User]
+) -> None:
 """
 
 #: Statements of every shape, and whether they can be paginated.
@@ -110,6 +120,21 @@ def probe_source() -> tuple[str, Reveals]:
     for case, entity in ENTITIES.items():
         reveal(f"db.get_or_404({entity}, 1)", f"get_or_404 of {case}", "ours")
         reveal(f"session.get({entity}, 1)", f"get_or_404 of {case}", "sqlalchemy")
+
+    lines.extend(PROBE_ASYNC_HEAD.splitlines())
+    for number, (shape, (statement, pageable)) in enumerate(STATEMENTS.items()):
+        name, case = f"statement_{number}", f"async, {shape}"
+        lines.append(f"    {name} = {statement}")
+        reveal(f"await db.async_first_or_404({name})", case, "ours")
+        reveal(f"await db.async_one_or_404({name})", case, "ours")
+        if pageable:
+            reveal(f"(await db.async_paginate({name})).items[0]", case, "ours")
+        reveal(f"(await session.execute({name})).first()", case, "sqlalchemy")
+        reveal(f"(await session.execute({name})).scalars().first()", case, "sqlalchemy")
+    for kind, entity in ENTITIES.items():
+        case = f"async_get_or_404 of {kind}"
+        reveal(f"await db.async_get_or_404({entity}, 1)", case, "ours")
+        reveal(f"await session.get({entity}, 1)", case, "sqlalchemy")
     return "\n".join(lines) + "\n", reveals
 
 
