@@ -1,5 +1,5 @@
-"""The pytest plugin: ``isolated_db``, ``db_session`` and the ``forbid_lazy_loads`` marker,
-run on small generated test suites in a pytest of their own.
+"""The pytest plugin: ``isolated_db``, ``db_session``, ``async_db_session`` and the
+``forbid_lazy_loads`` marker, run on small generated test suites in a pytest of their own.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ pytest_plugins = ["pytester"]
 CONFTEST = """
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -27,26 +30,27 @@ class Base(DeclarativeBase):
 
 
 class Shelf(Base):
-    __tablename__ = "shelf"
+    __tablename__ = "plugin_shelf"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100))
     books: Mapped[list["Book"]] = relationship()
 
 
 class Book(Base):
-    __tablename__ = "book"
+    __tablename__ = "plugin_book"
     id: Mapped[int] = mapped_column(primary_key=True)
-    shelf_id: Mapped[int] = mapped_column(sa.ForeignKey("shelf.id"))
+    shelf_id: Mapped[int] = mapped_column(sa.ForeignKey("plugin_shelf.id"))
 
 
 database = Database(Base)
 
 
 @pytest.fixture(scope="session")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     app = Flask(__name__)
     path = tmp_path_factory.mktemp("db") / "app.db"
-    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    url = os.environ.get("PLUGIN_TEST_DATABASE_URL") or f"sqlite:///{path}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
     database.init_app(app)
     with app.app_context():
         database.create_all()
@@ -61,7 +65,14 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     def list_shelves() -> list[str]:
         return list(database.session.scalars(sa.select(Shelf.name)))
 
-    return app
+    @app.get("/async/shelves")
+    async def list_shelves_async() -> list[str]:
+        names = sa.select(Shelf.name).order_by(Shelf.name)
+        return list(await database.async_session.scalars(names))
+
+    yield app
+    with app.app_context():
+        database.drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +113,61 @@ def test_c_db_session_commits(db_session):
 def test_d_db_session_sees_no_rows_of_test_c(db_session, app):
     assert db_session.scalars(sa.select(Shelf)).all() == []
     assert count_shelves(app) == 0
+"""
+
+#: Runs in file order, as TESTS: async sessions, and async views that read what the
+#: test added.
+ASYNC_TESTS = """
+import threading
+
+import sqlalchemy as sa
+
+from conftest import Shelf, count_shelves, database
+
+#: The first test's session, for the next test to check it was closed.
+SESSIONS = []
+
+
+def get_in_a_new_app_context(app, path):
+    # A request from another thread pushes an app context, and a session, of its own.
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(app.test_client().get(path)))
+    thread.start()
+    thread.join()
+    return answers[0].json
+
+
+async def shelf_names(session):
+    return list(await session.scalars(sa.select(Shelf.name).order_by(Shelf.name)))
+
+
+def test_a_async_views_see_what_the_test_added(async_db_session, app):
+    async def add_shelves():
+        async_db_session.add_all([Shelf(name="poetry"), Shelf(name="history")])
+        await async_db_session.commit()
+
+    app.ensure_sync(add_shelves)()
+    assert app.ensure_sync(shelf_names)(async_db_session) == ["history", "poetry"]
+    # The test's requests share its app context, and so its async session.
+    assert app.test_client().get("/async/shelves").json == ["history", "poetry"]
+    # A request with an app context and session of its own sees the commit too.
+    assert get_in_a_new_app_context(app, "/async/shelves") == ["history", "poetry"]
+    SESSIONS.append(async_db_session)
+
+
+def test_b_nothing_remains_of_test_a(async_db_session, app):
+    (earlier,) = SESSIONS
+    assert async_db_session is not earlier
+    assert not earlier.in_transaction()
+    assert not earlier.sync_session.identity_map
+    assert app.ensure_sync(shelf_names)(async_db_session) == []
+    assert app.test_client().get("/async/shelves").json == []
+    assert count_shelves(app) == 0
+
+
+def test_c_no_async_connection_is_left_checked_out(app):
+    with app.app_context():
+        assert database.async_engine.pool.checkedout() == 0
 """
 
 LAZY_TESTS = """
@@ -155,6 +221,21 @@ def run(pytester: pytest.Pytester, **tests: str) -> pytest.RunResult:
 def test_commits_of_one_test_are_gone_in_the_next(pytester: pytest.Pytester) -> None:
     result = run(pytester, test_commits=TESTS)
     result.assert_outcomes(passed=4)
+
+
+def test_async_db_session_adds_what_async_views_see_and_nothing_remains(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(pytester, test_async=ASYNC_TESTS)
+    result.assert_outcomes(passed=3)
+
+
+def test_async_db_session_on_postgresql(
+    pytester: pytest.Pytester, postgresql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLUGIN_TEST_DATABASE_URL", postgresql_url)
+    result = run(pytester, test_async=ASYNC_TESTS, test_commits=TESTS)
+    result.assert_outcomes(passed=7)
 
 
 def test_marked_test_fails_on_lazy_load_and_unmarked_passes(pytester: pytest.Pytester) -> None:

@@ -22,6 +22,21 @@ A project opts in by defining two fixtures, ``app`` and ``db``, in its ``conftes
 Then a test takes ``isolated_db`` (everything it does, through any number of requests,
 is rolled back at its end) or ``db_session`` (the same, plus an app context and its
 session). ``@pytest.mark.forbid_lazy_loads`` makes any lazy load in the test raise.
+
+For async views, ``async_db_session`` is the async session of that app context. The
+test stays a plain ``def``: it runs its coroutines with ``app.ensure_sync(func)()``, on
+the event loop that owns the async connections, as a request would::
+
+    def test_lists_shelves(async_db_session: AsyncSession, app: Flask) -> None:
+        async def add_shelf() -> None:
+            async_db_session.add(Shelf(name="fiction"))
+            await async_db_session.commit()
+
+        app.ensure_sync(add_shelf)()
+        assert app.test_client().get("/shelves").json == ["fiction"]
+
+Async and sync sessions commit in transactions of their own: seed what an async view
+reads through ``async_db_session``, what a sync view reads through ``db_session``.
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ import pytest
 
 if TYPE_CHECKING:
     from flask import Flask
+    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import Session
 
     from ._extension import Database
@@ -41,10 +57,11 @@ MARKER = "forbid_lazy_loads"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker, so that ``--strict-markers`` accepts it."""
     config.addinivalue_line(
         "markers",
         f"{MARKER}: make any lazy load of a relationship raise LazyLoadError in tests"
-        " that use isolated_db or db_session (flask-typed-db).",
+        " that use isolated_db, db_session or async_db_session (flask-typed-db).",
     )
 
 
@@ -65,3 +82,14 @@ def db_session(isolated_db: Database, app: Flask) -> Iterator[Session]:
     """The session of an app context pushed for the test, inside :func:`isolated_db`."""
     with app.app_context():
         yield isolated_db.session
+
+
+@pytest.fixture
+def async_db_session(isolated_db: Database, app: Flask) -> Iterator[AsyncSession]:
+    """The async session of an app context pushed for the test, inside
+    :func:`isolated_db`: run coroutines that use it with ``app.ensure_sync(func)()``.
+    Requests made in the test share that app context, and so the session; the
+    context's teardown closes it, on its event loop, before the isolation ends.
+    """
+    with app.app_context():
+        yield isolated_db.async_session
