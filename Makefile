@@ -9,9 +9,11 @@ PYTHON ?= $(shell for name in $(PYTHON_NAMES); do \
 	done)
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The oldest versions we support, tested by `make test-min` in their own venv.
+# The oldest versions we support, tested by `make test-min` in their own venv. aiosqlite
+# 0.19: SQLAlchemy 2.0.0 makes its connection threads daemons only before 0.22, and a
+# non-daemon one left open keeps a process from exiting.
 MIN_VENV := .venv-min
-MIN_PINS := flask==3.0.0 werkzeug==3.0.0 sqlalchemy==2.0.0 typing-extensions==4.6.0
+MIN_PINS := flask==3.0.0 werkzeug==3.0.0 sqlalchemy==2.0.0 typing-extensions==4.6.0 aiosqlite==0.19.0
 
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 5000
