@@ -51,15 +51,15 @@ from ._isolation import begin_for_savepoints
 from ._liveness import replace_dead_connections
 from ._session import A
 
-#: The async driver of each backend when the bind's URL names a sync one, and the
-#: package that provides it. Asyncpg is chosen by an async URL: psycopg 3 serves both
-#: sides from one package, with the same connection arguments.
-ASYNC_DRIVERS: Mapping[str, tuple[str, str]] = MappingProxyType(
+#: The async driver of each backend when the bind's URL names a sync one. Asyncpg is
+#: chosen by an async URL: psycopg 3 serves both sides from one package, with the same
+#: connection arguments.
+ASYNC_DRIVERS: Mapping[str, str] = MappingProxyType(
     {
-        "postgresql": ("psycopg_async", "psycopg"),
-        "mysql": ("aiomysql", "aiomysql"),
-        "mariadb": ("aiomysql", "aiomysql"),
-        "sqlite": ("aiosqlite", "aiosqlite"),
+        "postgresql": "psycopg_async",
+        "mysql": "aiomysql",
+        "mariadb": "aiomysql",
+        "sqlite": "aiosqlite",
     }
 )
 
@@ -73,9 +73,6 @@ _DRIVER_PACKAGES: Mapping[str, str] = MappingProxyType(
         "aiosqlite": "aiosqlite",
     }
 )
-
-#: Where a pool entry records the loop its connection was made on.
-_LOOP_KEY = "flask_typed_db_loop"
 
 
 class AsyncDriverMissing(RuntimeError):
@@ -99,7 +96,7 @@ def async_url_of(spec: BindSpec) -> tuple[URL, str]:
                 f"There is no default async driver for {backend!r} URLs such as"
                 f" {spec.config_key}: set {_async_key(spec.key)} to a URL with one."
             )
-        url, where = spec.url.set(drivername=f"{backend}+{ASYNC_DRIVERS[backend][0]}"), None
+        url, where = spec.url.set(drivername=f"{backend}+{ASYNC_DRIVERS[backend]}"), None
     if importlib.util.find_spec("greenlet") is None:
         raise AsyncDriverMissing(
             "Async sessions need SQLAlchemy's asyncio support, which needs the"
@@ -111,7 +108,7 @@ def async_url_of(spec: BindSpec) -> tuple[URL, str]:
         raise ValueError(
             f"{where or spec.config_key} names the driver {driver!r}, which is not an"
             f" async driver. Use one of {', '.join(sorted(_DRIVER_PACKAGES))}, for example"
-            f" '{url.get_backend_name()}+{ASYNC_DRIVERS.get(url.get_backend_name(), ('asyncpg',))[0]}://...'."
+            f" '{url.get_backend_name()}+{ASYNC_DRIVERS.get(url.get_backend_name(), 'asyncpg')}://...'."
         )
     if importlib.util.find_spec(package) is None:
         raise AsyncDriverMissing(
@@ -180,6 +177,10 @@ class AsyncEngines(Mapping[str | None, AsyncEngine]):
         if engine is None:
             engine = self._engines[key] = create_async_engine(self._specs[key], self._root_path)
         return engine
+
+    def __contains__(self, key: object) -> bool:
+        # Without making the engine, which Mapping's own __contains__ would.
+        return key in self._specs
 
     def __iter__(self) -> Iterator[str | None]:
         return iter(self._specs)
@@ -252,7 +253,7 @@ class AsyncBinds(Mapping[str | None, "sa.Engine | sa.Connection"]):
 
     def __contains__(self, key: object) -> bool:
         # Without opening anything, which Mapping's own __contains__ would.
-        return key in self._engines._specs  # pyright: ignore[reportPrivateUsage]  # this module's own class
+        return key in self._engines
 
     def __iter__(self) -> Iterator[str | None]:
         return iter(self._engines)
