@@ -44,6 +44,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.pool import QueuePool
+from tests.server_sessions import end_server_session
 from werkzeug.test import TestResponse
 
 from flask_typed_db import Database
@@ -1239,13 +1240,9 @@ def test_pooled_async_connections_the_server_ended_are_replaced_before_a_request
 
     client = app.test_client()
     pids = {client.get("/backend-pid").text for _ in range(10)}
-    killer = sa.create_engine(postgresql_url, poolclass=sa.NullPool)
-    try:
-        with killer.connect() as connection:
-            for pid in pids:
-                connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": int(pid)})
-    finally:
-        killer.dispose()
+    for pid in pids:
+        # And wait until it is gone: the client's socket has its goodbye by then.
+        end_server_session(postgresql_url, int(pid))
     answers = [client.get("/backend-pid") for _ in range(10)]
     assert [answer.status_code for answer in answers] == [200] * 10
     assert not pids & {answer.text for answer in answers}

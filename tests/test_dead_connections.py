@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,9 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from tests.server_sessions import end_server_session
 
 from flask_typed_db import Database
-
-#: How long the server may take to end a connection it was told to end.
-KILL_TIMEOUT = 10.0
 
 
 class Base(DeclarativeBase):
@@ -40,32 +37,6 @@ def backend_id(connection: sa.Connection) -> int:
     query = "SELECT pg_backend_pid()" if connection.dialect.name == "postgresql" else None
     value: int = connection.execute(sa.text(query or "SELECT CONNECTION_ID()")).scalar_one()
     return value
-
-
-def end_server_session(url: str, server_id: int) -> None:
-    """End the server session ``server_id`` from another connection, as an administrator,
-    a restart or the server's idle timeout does, and wait until it is gone.
-    """
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
-    postgresql = engine.dialect.name == "postgresql"
-    kill = "SELECT pg_terminate_backend(:id)" if postgresql else f"KILL CONNECTION {server_id}"
-    alive = (
-        "SELECT count(*) FROM pg_stat_activity WHERE pid = :id"
-        if postgresql
-        else "SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID = :id"
-    )
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(kill), {"id": server_id})
-        deadline = time.monotonic() + KILL_TIMEOUT
-        while time.monotonic() < deadline:
-            with engine.connect() as connection:
-                if connection.execute(sa.text(alive), {"id": server_id}).scalar_one() == 0:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"the server did not end session {server_id}")
-    finally:
-        engine.dispose()
 
 
 def make_app(url: str, instance_path: Path, **engine_options: object) -> tuple[Flask, Database]:
