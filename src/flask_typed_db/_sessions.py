@@ -111,7 +111,6 @@ class SessionLifetime(Generic[S, A]):
             core = self._state_of(context.app, "'db.async_session'").core
             session = core.async_sessionmaker()
             self._async_used = True
-            _dispose_at_exit(core)
             setattr(context.g, self._g_async_session, session)
         return session
 
@@ -183,28 +182,6 @@ def _new_g_session_attributes() -> tuple[str, str]:
     return f"{_G_SESSION_PREFIX}{number}", f"{_G_ASYNC_SESSION_PREFIX}{number}"
 
 
-#: The cores whose async engines are disposed of on the loop at exit. Weak: a test's
-#: app and its core go when the test drops them.
-_disposed_at_exit: weakref.WeakSet[DatabaseCore[Any, Any]] = weakref.WeakSet()
-
-
-def _dispose_at_exit(core: DatabaseCore[Any, Any]) -> None:
-    """Have ``core``'s async engines closed on the loop before it stops at exit."""
-    if core in _disposed_at_exit:
-        return
-    _disposed_at_exit.add(core)
-    from .core._loop import shared_loop  # the loop exists once async is used
-
-    reference = weakref.ref(core)
-
-    async def dispose() -> None:
-        alive = reference()
-        if alive is not None:
-            await alive.async_dispose()
-
-    shared_loop().call_at_exit(dispose)
-
-
 def _forget_parent_sessions() -> None:
     """In a child forked inside an app context, make :attr:`Database.session` and
     :attr:`Database.async_session` start new sessions instead of returning the parent's,
@@ -213,9 +190,6 @@ def _forget_parent_sessions() -> None:
     """
     for database in list(_databases):
         database._g_session, database._g_async_session = _new_g_session_attributes()  # pyright: ignore[reportPrivateUsage]  # this module's own class
-    # The child makes its own loop, on which the cores' async engines are disposed of
-    # at its exit: register them again when they are next used.
-    _disposed_at_exit.clear()
 
 
 if sys.platform != "win32":

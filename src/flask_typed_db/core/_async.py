@@ -49,6 +49,7 @@ from ._fork import make_fork_safe
 from ._isolation import ISOLATION_OPTION
 from ._isolation import begin_for_savepoints
 from ._liveness import replace_dead_connections
+from ._loop import close_at_exit_if_shared
 from ._session import A
 
 #: The async driver of each backend when the bind's URL names a sync one. Asyncpg is
@@ -218,6 +219,7 @@ class OneLoopQueuePool(AsyncAdaptedQueuePool):
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
+            close_at_exit_if_shared(self, loop)
         elif loop is not self._loop:
             raise RuntimeError(
                 "This async engine's pooled connections were made on another event loop,"

@@ -9,10 +9,11 @@ request after request, and requests from many threads run on it concurrently.
 
 Nothing here exists until the first coroutine is run: an app that runs none has no
 thread and no loop. The thread is a daemon, so it never keeps the process alive; before
-the interpreter joins its threads at exit, the engines used on the loop are disposed of
-(aiosqlite's connection threads would otherwise keep the process from exiting) and the
-loop is stopped and closed. A forked child starts with no loop, and makes its own on
-first use; the parent's is left untouched, never closed from the child.
+the interpreter joins its threads at exit, every pool whose connections were made on the
+loop is closed, whoever made its engine (aiosqlite's connection threads would otherwise
+keep the process from exiting), and the loop is stopped and closed. A forked child
+starts with no loop, and makes its own on first use; the parent's is left untouched,
+never closed from the child.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Awaitable
-from collections.abc import Callable
+import weakref
 from collections.abc import Coroutine
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
+
+if TYPE_CHECKING:
+    from sqlalchemy.pool import Pool
 
 T = TypeVar("T")
 
@@ -38,7 +42,8 @@ class LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._at_exit: list[Callable[[], Awaitable[object]]] = []
+        #: The pools whose connections were made on this loop, closed on it at exit.
+        self._pools: weakref.WeakSet[Pool] = weakref.WeakSet()
         started = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(started,), name="flask-typed-db event loop", daemon=True
@@ -79,13 +84,16 @@ class LoopThread:
             future.cancel()
             raise
 
-    def call_at_exit(self, dispose: Callable[[], Awaitable[object]]) -> None:
-        """Await ``dispose()`` on the loop before the loop is closed at exit."""
-        self._at_exit.append(dispose)
+    def close_at_exit(self, pool: Pool) -> None:
+        """Close ``pool``'s connections, which were made on this loop, on it before the
+        loop is closed at exit. Weakly held: a pool collected before then closes its
+        connections as it goes.
+        """
+        self._pools.add(pool)
 
     def close(self, timeout: float = _EXIT_TIMEOUT) -> None:
-        """Run what was registered with :meth:`call_at_exit`, then stop the loop, wait
-        for its thread and close it.
+        """Close the pools given to :meth:`close_at_exit`, then stop the loop, wait for
+        its thread and close it.
         """
         if not self.loop.is_closed() and self._thread.is_alive():
             future = asyncio.run_coroutine_threadsafe(self._dispose_all(), self.loop)
@@ -99,9 +107,11 @@ class LoopThread:
             self.loop.close()
 
     async def _dispose_all(self) -> None:
-        at_exit, self._at_exit = self._at_exit, []
-        for dispose in at_exit:
-            await dispose()
+        # As AsyncEngine.dispose() does: the sync pool's work, in SQLAlchemy's greenlet.
+        from sqlalchemy.util import greenlet_spawn
+
+        for pool in list(self._pools):
+            await greenlet_spawn(pool.dispose)
         # Let transports closed above run their last callbacks before the loop stops.
         await asyncio.sleep(0)
 
@@ -148,6 +158,17 @@ def shared_loop() -> LoopThread:
 def loop_started() -> bool:
     """Whether this process has started its loop thread."""
     return _process_loop.current is not None
+
+
+def close_at_exit_if_shared(pool: Pool, loop: asyncio.AbstractEventLoop) -> None:
+    """Have ``pool``, whose connections are made on ``loop``, closed at exit if that is
+    the shared loop, whoever made the pool's engine: the loop is closed at exit, and
+    with it the only way to close those connections cleanly. A pool on a loop of the
+    caller's own (``asyncio.run()`` in a worker) is the caller's to dispose of.
+    """
+    current = _process_loop.current
+    if current is not None and current.loop is loop:
+        current.close_at_exit(pool)
 
 
 # Before the interpreter waits for non-daemon threads: aiosqlite's connection threads
