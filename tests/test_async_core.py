@@ -457,6 +457,50 @@ def test_async_with_core_disposes_every_engine(database_url: str) -> None:
     assert [pool.checkedin() for pool in pools] == [0, 0]
 
 
+def test_aiosqlite_ends_only_open_transactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each rollback or commit aiosqlite is asked for is a trip to its connection's
+    # thread; sqlite3 would do nothing with one outside a transaction.
+    import aiosqlite
+
+    calls: list[str] = []
+    for name in ("rollback", "commit"):
+        original = getattr(aiosqlite.Connection, name)
+
+        async def counted(
+            self: aiosqlite.Connection, _name: str = name, _original: Any = original
+        ) -> None:
+            calls.append(_name)
+            await _original(self)
+
+        monkeypatch.setattr(aiosqlite.Connection, name, counted)
+    core = DatabaseCore({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'ends.db'}"}, Base)
+    core.create_all()
+
+    async def work() -> list[list[str]]:
+        seen: list[list[str]] = []
+        async with core.async_sessionmaker() as session:  # read, then closed
+            assert await session.scalar(sa.text("SELECT 1")) == 1
+        seen.append(list(calls))
+        async with core.async_transaction() as session:  # read, then committed
+            assert await session.scalar(sa.text("SELECT 1")) == 1
+        seen.append(list(calls))
+        async with core.async_transaction() as session:
+            session.add(Note(text="kept"))
+        seen.append(list(calls))
+        async with core.async_sessionmaker() as session:  # written, closed uncommitted
+            session.add(Note(text="dropped"))
+            await session.flush()
+        seen.append(list(calls))
+        return seen
+
+    assert run_then_dispose(core, work) == [[], [], ["commit"], ["commit", "rollback"]]
+    with core.sessionmaker() as session:
+        assert session.scalars(sa.select(Note.text)).all() == ["kept"]
+    core.drop_all()
+
+
 # -- One event loop per engine ---------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ from ._config import BindSpec
 from ._engine import SERVER_BACKENDS
 from ._engine import apply_backend_defaults
 from ._engine import begin_before_savepoints
+from ._engine import end_only_open_transactions
 from ._engine import is_sqlite_memory
 from ._engine import make_sqlite_folder_on_connect
 from ._fork import make_fork_safe
@@ -158,6 +159,7 @@ def create_async_engine(
         replace_dead_connections(sync_engine)
     if url.get_backend_name() == "sqlite":
         begin_before_savepoints(sync_engine.dialect)
+        end_only_open_transactions(sync_engine.dialect)
         if resolved is not url:
             make_sqlite_folder_on_connect(sync_engine, resolved)
     return engine

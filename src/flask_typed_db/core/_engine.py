@@ -155,3 +155,38 @@ def begin_before_savepoints(dialect: Dialect) -> None:
         do_savepoint(connection, name)
 
     dialect.do_savepoint = begin_then_savepoint  # type: ignore[method-assign]  # this engine's dialect only
+
+
+def end_only_open_transactions(dialect: Dialect) -> None:
+    """Make an aiosqlite engine's rollback and commit skip the trip to the connection's
+    thread when no transaction is open.
+
+    sqlite3's own ``rollback()`` and ``commit()`` do nothing then, but aiosqlite hands
+    each to its connection's thread and waits for the answer. A request that only read
+    pays two such trips for nothing, each as long as a query: its session's close rolls
+    back, then the pool rolls back again as the connection comes back. Done on this
+    engine's dialect, as :func:`begin_before_savepoints` is.
+    """
+    do_rollback = dialect.do_rollback
+    do_commit = dialect.do_commit
+
+    def rollback_if_open(dbapi_connection: Any) -> None:
+        if _in_transaction(dbapi_connection):
+            do_rollback(dbapi_connection)
+
+    def commit_if_open(dbapi_connection: Any) -> None:
+        if _in_transaction(dbapi_connection):
+            do_commit(dbapi_connection)
+
+    dialect.do_rollback = rollback_if_open  # type: ignore[method-assign]  # this engine's dialect only
+    dialect.do_commit = commit_if_open  # type: ignore[method-assign]  # this engine's dialect only
+
+
+def _in_transaction(dbapi_connection: Any) -> bool:
+    # The pool's proxy of an aiosqlite connection, whichever path ends the transaction.
+    driver_connection: Any = getattr(dbapi_connection, "driver_connection", None)
+    try:
+        return bool(driver_connection.in_transaction)
+    except (AttributeError, ValueError):
+        # Not aiosqlite's, or closed: the driver's own call says what is wrong.
+        return True
