@@ -33,6 +33,7 @@ from ._async_runner import run_coroutines_on_shared_loop
 from ._queries import DEFAULT_MAX_PER_PAGE
 from ._queries import QueryHelpers
 from ._record_queries import app_context_queries
+from ._replica_requests import replica_delay
 from ._sessions import AppState
 from ._sessions import app_states
 from ._sessions import extensions_of
@@ -41,6 +42,7 @@ from .core import BindKeys
 from .core import DatabaseCore
 from .core import HealthReport
 from .core import ModelBase
+from .core import PrimaryBlock
 from .core import RecordedQuery
 from .core import RoutingSession
 from .core import metadatas_of
@@ -211,7 +213,8 @@ class Database(UnitsOfWork[S, A], AsyncQueryHelpers[S, A], QueryHelpers[S, A]):
             engine_options=self._engine_options,
             session_options=self._session_options,
         )
-        states[self] = AppState(core, max_per_page)
+        delay = replica_delay(app.config) if core.replica_engines else None
+        states[self] = AppState(core, max_per_page, delay)
         if record_queries:
             # Like Flask-SQLAlchemy: a query's location is in the app's own package.
             recorder = QueryRecorder(app_context_queries, [app.import_name.partition(".")[0]])
@@ -224,6 +227,8 @@ class Database(UnitsOfWork[S, A], AsyncQueryHelpers[S, A], QueryHelpers[S, A]):
             app.before_request(self._commit_current_view_on_success)
         if sa_exc.TimeoutError not in app.error_handler_spec[None][None]:
             app.register_error_handler(sa_exc.TimeoutError, _answer_pool_timeout)
+        if core.replica_engines:
+            app.after_request(self._remember_writer)
         app.teardown_appcontext(self._close_session)
         app.shell_context_processor(self._shell_context)
         # Async views run on the loop that owns the async engines. Only a function is
@@ -234,6 +239,27 @@ class Database(UnitsOfWork[S, A], AsyncQueryHelpers[S, A], QueryHelpers[S, A]):
     def sessionmaker(self) -> sessionmaker[S]:
         """The current app's session factory, for sessions you manage yourself."""
         return self._state("'db.sessionmaker'").core.sessionmaker
+
+    def primary(self) -> PrimaryBlock:
+        """Send every statement to the primaries inside the block, or inside the
+        decorated view or function (sync or ``async def``), whatever replicas the app
+        has (``SQLALCHEMY_REPLICAS``)::
+
+            @app.get("/balance")
+            @db.primary()
+            def balance() -> ...: ...
+
+        Needs no app context. The session is not pinned to the primaries by it. See
+        :doc:`/scaling`.
+        """
+        return PrimaryBlock()
+
+    @property
+    def replica_engines(self) -> Mapping[str | None, tuple[sa.Engine, ...]]:
+        """The current app's read replicas' engines by bind key, for the binds that have
+        any (``SQLALCHEMY_REPLICAS``). Read-only.
+        """
+        return self._state("'db.replica_engines'").core.replica_engines
 
     @property
     def engine(self) -> sa.Engine:

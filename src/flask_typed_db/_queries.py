@@ -43,6 +43,7 @@ from .core._select import TypedReturnsRows
 from .core._select import execute_select
 from .core._session import A
 from .core._session import S
+from .core._session import dialect_of
 
 T = TypeVar("T")
 
@@ -353,7 +354,7 @@ def identity_of(entity: type[Any] | Mapper[Any], ident: Any, session: Session) -
     ``needs_judging()``.
     """
     mapper = entity if isinstance(entity, Mapper) else class_mapper(entity)
-    return identity_for(mapper, ident, session.get_bind(mapper=mapper).dialect)
+    return identity_for(mapper, ident, dialect_of(session, mapper))
 
 
 def switched_on(*, populate_existing: bool, with_for_update: bool) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from ._naming import camel_to_snake_case
 from ._pagination import Pagination
 from ._pagination import paginate
 from ._recording import RecordedQuery
+from ._replicas import PrimaryBlock
+from ._replicas import Replicas
 from ._serialize import PRIVATE_INFO_KEY
 from ._serialize import json_default
 from ._session import RoutingSession
@@ -39,7 +41,9 @@ __all__ = [
     "LazyLoadError",
     "ModelBase",
     "Pagination",
+    "PrimaryBlock",
     "RecordedQuery",
+    "Replicas",
     "RoutingSession",
     "apply_backend_defaults",
     "camel_to_snake_case",

@@ -42,10 +42,12 @@ from sqlalchemy.util import greenlet_spawn
 from ._config import BindSpec
 from ._engine import SERVER_BACKENDS
 from ._engine import apply_backend_defaults
+from ._engine import apply_pgbouncer_settings
 from ._engine import begin_before_savepoints
 from ._engine import end_only_open_transactions
 from ._engine import is_sqlite_memory
 from ._engine import make_sqlite_folder_on_connect
+from ._engine import no_server_side_cursors
 from ._fork import make_fork_safe
 from ._isolation import ISOLATION_OPTION
 from ._isolation import begin_for_savepoints
@@ -144,12 +146,16 @@ def create_async_engine(
         # engines) and tied to one loop.
         options["poolclass"] = OneLoopQueuePool
     resolved = apply_backend_defaults(url, options, root_path)
+    if spec.pgbouncer and url.get_backend_name() == "postgresql":
+        resolved = apply_pgbouncer_settings(resolved, options)
     try:
         engine = _create_async_engine(resolved, **options)
     except Exception as error:
         error.add_note(f"While creating the async engine configured by {config_key}.")
         raise
     sync_engine = engine.sync_engine
+    if spec.pgbouncer:
+        no_server_side_cursors(sync_engine.dialect)
     make_fork_safe(sync_engine)
     if url.get_backend_name() in SERVER_BACKENDS and "pool_pre_ping" not in options:
         # As for sync engines: a connection the server ended while it sat idle is

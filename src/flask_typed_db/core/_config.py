@@ -35,11 +35,17 @@ SUPPORTED_KEYS = frozenset(
         "SQLALCHEMY_ECHO",
         # The default bind's async URL, when its own driver's async twin is not wanted.
         "SQLALCHEMY_ASYNC_DATABASE_URI",
+        # Read replicas of each bind, and PgBouncer's transaction pooling in front of
+        # every PostgreSQL engine.
+        "SQLALCHEMY_REPLICAS",
+        "SQLALCHEMY_PGBOUNCER",
         # Read by the Flask adapter, not by the core: paginate()'s cap, query
         # recording per app context, and the commit policy of views.
         "SQLALCHEMY_MAX_PER_PAGE",
         "SQLALCHEMY_RECORD_QUERIES",
         "SQLALCHEMY_COMMIT_ON_SUCCESS",
+        # How long a client's reads go to the primary after it wrote.
+        "SQLALCHEMY_REPLICA_DELAY",
     }
 )
 
@@ -93,6 +99,12 @@ class BindSpec:
     async_url: URL | None = None
     #: The config key ``async_url`` comes from, quoted.
     async_config_key: str | None = None
+    #: Whether the engine connects through PgBouncer in transaction pooling mode
+    #: (``SQLALCHEMY_PGBOUNCER``, or ``"pgbouncer"`` in the bind's or replica's dict).
+    pgbouncer: bool = False
+    #: The bind's read replicas (``SQLALCHEMY_REPLICAS``), each a spec of its own with
+    #: the bind's key and options under its own.
+    replicas: tuple[BindSpec, ...] = ()
 
 
 def describe_bind(key: str | None) -> str:
@@ -134,6 +146,10 @@ def read_config(
     _warn_about_unknown_keys(config)
     echo = _echo(config.get("SQLALCHEMY_ECHO"))
     defaults = _options({} if engine_options is None else engine_options, "engine_options")
+    pgbouncer = config.get("SQLALCHEMY_PGBOUNCER")
+    if pgbouncer is not None:
+        # Under every bind's own options: a bind's dict may say "pgbouncer": False.
+        defaults = {"pgbouncer": _Option(pgbouncer, "SQLALCHEMY_PGBOUNCER"), **defaults}
     layered: dict[str | None, _Options] = {}
 
     binds = _mapping(_unless_none(config, "SQLALCHEMY_BINDS"), "SQLALCHEMY_BINDS")
@@ -175,7 +191,64 @@ def read_config(
             "Either 'SQLALCHEMY_DATABASE_URI' or 'SQLALCHEMY_BINDS' must be set,"
             " for example app.config['SQLALCHEMY_DATABASE_URI'] = 'sqlite:///app.db'."
         )
-    return {key: _bind_spec(key, options, echo) for key, options in layered.items()}
+    replicas = _replica_options(config, layered)
+    return {
+        key: _bind_spec(key, options, echo, replicas.get(key, ()))
+        for key, options in layered.items()
+    }
+
+
+def _replica_options(
+    config: Mapping[str, Any], layered: Mapping[str | None, _Options]
+) -> dict[str | None, list[_Options]]:
+    """Each bind's replicas from ``SQLALCHEMY_REPLICAS``: the bind's options, with the
+    replica's URL and its own options over them.
+    """
+    replicas = _mapping(
+        _unless_none(config, "SQLALCHEMY_REPLICAS"),
+        "SQLALCHEMY_REPLICAS",
+        "a dict of bind keys (None for the default bind) to lists of replica URLs",
+    )
+    found: dict[str | None, list[_Options]] = {}
+    for key, entries in replicas.items():
+        where = f"SQLALCHEMY_REPLICAS[{key!r}]"
+        if key is not None and not isinstance(key, str):
+            raise TypeError(
+                "'SQLALCHEMY_REPLICAS' keys must be bind keys (strings), or None for the"
+                f" default bind, not {_type_name(key)}."
+            )
+        if key not in layered:
+            raise RuntimeError(
+                f"{_quoted(where)} lists replicas of a bind that is not configured: set"
+                f" {describe_bind(key)} to its primary's URL, or remove the entry."
+            )
+        if not isinstance(entries, list | tuple):
+            raise TypeError(
+                f"{_quoted(where)} must be a list of replica URLs (or dicts with a 'url'),"
+                f" not {_type_name(entries)}."
+            )
+        bind_options = {
+            name: option
+            for name, option in layered[key].items()
+            if name not in {"url", "async_url"}
+        }
+        found[key] = []
+        for index, entry in enumerate(cast("Sequence[object]", entries)):
+            entry_where = f"{where}[{index}]"
+            expected = "a URL string, a sqlalchemy.URL or a dict of engine options with a 'url'"
+            if isinstance(entry, str | URL):
+                own = {"url": _Option(entry, entry_where)}
+            else:
+                own = _options(entry, entry_where, expected)
+                if "url" not in own:
+                    raise RuntimeError(f"'{entry_where}[\"url\"]' must be defined.")
+                if "async_url" in own:
+                    raise ValueError(
+                        f'{_quoted(entry_where)} has an "async_url": replicas serve the'
+                        " sync sessions only; async sessions read from the primary."
+                    )
+            found[key].append({**bind_options, **own})
+    return found
 
 
 class _Option(NamedTuple):
@@ -210,7 +283,10 @@ def _bind_options(key: str | None, value: object) -> _Options:
     return _options(value, where, expected)
 
 
-def _bind_spec(key: str | None, options: _Options, echo: object) -> BindSpec:
+def _bind_spec(
+    key: str | None, options: _Options, echo: object, replicas: Sequence[_Options] = ()
+) -> BindSpec:
+    options = dict(options)
     url_option = options.pop("url")
     config_key = _quoted(url_option.key)
     url = _parse_url(url_option.value, config_key)
@@ -219,6 +295,7 @@ def _bind_spec(key: str | None, options: _Options, echo: object) -> BindSpec:
     if async_option is not None:
         async_config_key = _quoted(async_option.key)
         async_url = _parse_url(async_option.value, async_config_key)
+    pgbouncer = _pgbouncer(options.pop("pgbouncer", None), url, config_key)
     for name, option in options.items():
         _check_option(name, option, url, config_key)
     values = {name: option.value for name, option in options.items()}
@@ -232,7 +309,39 @@ def _bind_spec(key: str | None, options: _Options, echo: object) -> BindSpec:
         options=values,
         async_url=async_url,
         async_config_key=async_config_key,
+        pgbouncer=pgbouncer,
+        replicas=tuple(_bind_spec(key, replica, echo) for replica in replicas),
     )
+
+
+#: The PostgreSQL drivers whose settings for PgBouncer's transaction pooling are known.
+PGBOUNCER_DRIVERS = ("psycopg", "psycopg_async", "psycopg2", "asyncpg")
+
+
+def _pgbouncer(option: _Option | None, url: URL, config_key: str) -> bool:
+    """The ``"pgbouncer"`` setting of an engine, checked against its URL."""
+    if option is None or option.value is None:
+        return False
+    key = _quoted(option.key)
+    if not isinstance(option.value, bool):
+        raise TypeError(f"{key} must be True or False, not {_type_name(option.value)}.")
+    if not option.value:
+        return False
+    if url.get_backend_name() != "postgresql":
+        if option.key == "SQLALCHEMY_PGBOUNCER":
+            # Set for every engine: a SQLite or MariaDB bind beside PostgreSQL ones.
+            return False
+        raise ValueError(
+            f"{key} is set, but {config_key} is not a PostgreSQL URL: PgBouncer pools"
+            " PostgreSQL connections only. Remove the setting."
+        )
+    if url.get_driver_name() not in PGBOUNCER_DRIVERS:
+        raise ValueError(
+            f"{key} is set, but the driver of {config_key} is"
+            f" {url.get_driver_name()!r}, whose settings for PgBouncer's transaction"
+            f" pooling flask-typed-db does not know: use one of {_listed(PGBOUNCER_DRIVERS)}."
+        )
+    return True
 
 
 def _echo(value: object) -> object:

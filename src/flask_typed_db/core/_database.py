@@ -38,6 +38,8 @@ from ._health import HealthReport
 from ._isolation import isolated
 from ._recording import RecordedQuery
 from ._recording import recording
+from ._replicas import PrimaryBlock
+from ._replicas import Replicas
 from ._session import A
 from ._session import RoutingSession
 from ._session import S
@@ -279,14 +281,32 @@ class DatabaseCore(Generic[S, A]):
         engines = {key: create_engine(spec, root_path) for key, spec in specs.items()}
         #: The engine of each bind, the default bind under ``None``. Read-only.
         self.engines: Mapping[str | None, sa.Engine] = MappingProxyType(engines)
-        #: Makes sessions that route each model and table to its bind's engine.
+        #: The engines of each bind's read replicas (``SQLALCHEMY_REPLICAS``), for the
+        #: binds that have any. Read-only.
+        self.replica_engines: Mapping[str | None, tuple[sa.Engine, ...]] = MappingProxyType(
+            {
+                key: tuple(create_engine(replica, root_path) for replica in spec.replicas)
+                for key, spec in specs.items()
+                if spec.replicas
+            }
+        )
+        self._replicas = {
+            key: Replicas(key, replica_engines)
+            for key, replica_engines in self.replica_engines.items()
+        }
+        maker_options: dict[str, Any] = dict(session_options)
+        if self._replicas:
+            # Only then: a session class of the app's own may not take the argument.
+            maker_options["replicas"] = self._replicas
+        #: Makes sessions that route each model and table to its bind's engine, and
+        #: what only reads to a replica of it.
         self.sessionmaker: _sessionmaker[S] = _sessionmaker(
             bind=engines.get(None),
             class_=self.session_class,
             engines=self.engines,
-            **session_options,
+            **maker_options,
         )
-        self._health = HealthChecker(self.engines)
+        self._health = HealthChecker(self.engines, self.replica_engines)
         self._specs = specs
         self._root_path = root_path
         self._session_options = session_options
@@ -319,6 +339,18 @@ class DatabaseCore(Generic[S, A]):
             return self.engines[bind_key]
         except KeyError:
             raise KeyError(missing_bind_message(bind_key)) from None
+
+    def primary(self) -> PrimaryBlock:
+        """Send every statement to the primaries inside the block, or inside the
+        decorated function (sync or ``async def``)::
+
+            with core.primary():
+                ...
+
+        Without replicas configured it changes nothing. The sessions are not pinned to
+        the primary by it: after the block, reads may go to replicas again.
+        """
+        return PrimaryBlock()
 
     def transaction(self) -> AbstractContextManager[S]:
         """A unit of work for workers and scripts: commit when the block succeeds,
@@ -499,9 +531,12 @@ class DatabaseCore(Generic[S, A]):
             metadata.drop_all(engine)
 
     def dispose(self) -> None:
-        """Close every engine's pooled connections."""
+        """Close every engine's pooled connections, the replicas' included."""
         for engine in self.engines.values():
             engine.dispose()
+        for replica_engines in self.replica_engines.values():
+            for engine in replica_engines:
+                engine.dispose()
 
     def __enter__(self) -> Self:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,12 +33,16 @@ def create_engine(spec: BindSpec, root_path: str | os.PathLike[str] | None = Non
     """
     options = dict(spec.options)
     url = apply_backend_defaults(spec.url, options, root_path)
+    if spec.pgbouncer:
+        url = apply_pgbouncer_settings(url, options)
     try:
         engine = sa.create_engine(url, **options)
     except Exception as error:
         # SQLAlchemy's message names the option or driver but not where it came from.
         error.add_note(f"While creating the engine configured by {spec.config_key}.")
         raise
+    if spec.pgbouncer:
+        no_server_side_cursors(engine.dialect)
     if not is_sqlite_memory(url):
         # An in-memory database exists only in its one connection: a child that
         # dropped it would see an empty database, so that pool is left as it is.
@@ -93,6 +98,50 @@ def apply_backend_defaults(
         if options.get("poolclass", QueuePool) is QueuePool:
             options.setdefault("pool_recycle", 7200)
     return url
+
+
+def apply_pgbouncer_settings(url: URL, options: dict[str, Any]) -> URL:
+    """Set what PgBouncer's transaction pooling needs of ``url``'s driver, in
+    ``options`` and the URL it returns; what the user set is never overridden.
+
+    In that mode each transaction may run on another server connection, so nothing may
+    outlive one on the server: a prepared statement made in one transaction is missing
+    in the next (``prepared statement "_pg3_0" does not exist``), or there already under
+    the same name from another client (``already exists``).
+
+    - psycopg 3 prepares a statement the sixth time a connection runs it:
+      ``prepare_threshold=None`` never does.
+    - asyncpg prepares every statement: its own cache is turned off
+      (``statement_cache_size=0``), SQLAlchemy's too (``prepared_statement_cache_size=0``,
+      so each transaction prepares what it runs), and the statements get unique names
+      (``prepared_statement_name_func``) instead of a counter that restarts with each
+      client connection.
+    - psycopg2 prepares nothing.
+    """
+    connect_args: dict[str, Any] = dict(options.get("connect_args", {}))
+    driver = url.get_driver_name()
+    if driver in {"psycopg", "psycopg_async"}:
+        connect_args.setdefault("prepare_threshold", None)
+    elif driver == "asyncpg":
+        connect_args.setdefault("statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
+        if "prepared_statement_cache_size" not in url.query:
+            url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+    options["connect_args"] = connect_args
+    return url
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def no_server_side_cursors(dialect: Dialect) -> None:
+    """Make ``stream_results`` and ``yield_per`` fetch through client-side cursors on
+    this engine: a server-side cursor is a server session's state, which PgBouncer's
+    transaction pooling does not keep for a client beyond a transaction (and never for
+    one outside a transaction, in autocommit).
+    """
+    dialect.supports_server_side_cursors = False
 
 
 def is_sqlite_memory(url: URL) -> bool:

@@ -22,8 +22,9 @@ class _Failure:
     summary: str
 
 
-#: What one check of one bind found: seconds taken, and why it failed, if it did.
-_Outcome = tuple[float, _Failure | None]
+#: What one check of one database found: seconds taken, why it failed, if it did, and
+#: a replica's replay lag.
+_Outcome = tuple[float, _Failure | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class BindHealth:
     #: driver's error (``"OperationalError"``), or the time limit's message in full.
     #: What :meth:`HealthReport.as_dict` shows by default.
     summary: str | None = None
+    #: For a read replica (``SQLALCHEMY_REPLICAS``): its place in the bind's list;
+    #: ``None`` for the bind's primary.
+    replica: int | None = None
+    #: For a PostgreSQL replica that answered: seconds its replay is behind the primary
+    #: (0 when it has replayed all it received), or ``None`` if it has replayed nothing.
+    replay_lag: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,15 @@ class HealthReport:
     """
 
     binds: tuple[BindHealth, ...]
+    #: Each bind's read replicas, in the order of ``SQLALCHEMY_REPLICAS``.
+    replicas: tuple[BindHealth, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """Whether every bind's database answered."""
+        """Whether every bind's database answered. A replica that does not is skipped by
+        the sessions, which read from the others or the primary: it is reported in
+        :attr:`replicas`, and does not count here.
+        """
         return all(bind.ok for bind in self.binds)
 
     def as_dict(self, *, detail: bool = False) -> dict[str, object]:
@@ -82,24 +94,25 @@ class HealthReport:
 
         :param detail: Add the URLs, and give the drivers' errors in full.
         """
-        return {"ok": self.ok, "binds": [_bind_dict(bind, detail) for bind in self.binds]}
+        report: dict[str, object] = {
+            "ok": self.ok,
+            "binds": [_bind_dict(bind, detail) for bind in self.binds],
+        }
+        if self.replicas:
+            report["replicas"] = [_bind_dict(replica, detail) for replica in self.replicas]
+        return report
 
 
 def _bind_dict(bind: BindHealth, detail: bool) -> dict[str, object]:
+    found: dict[str, object] = {"bind_key": bind.bind_key}
+    if bind.replica is not None:
+        found["replica"] = bind.replica
     if detail:
-        return {
-            "bind_key": bind.bind_key,
-            "url": bind.url,
-            "ok": bind.ok,
-            "duration": bind.duration,
-            "error": bind.error,
-        }
-    return {
-        "bind_key": bind.bind_key,
-        "ok": bind.ok,
-        "duration": bind.duration,
-        "error": bind.summary,
-    }
+        found["url"] = bind.url
+    found.update(ok=bind.ok, duration=bind.duration, error=bind.error if detail else bind.summary)
+    if bind.replica is not None:
+        found["replay_lag"] = bind.replay_lag
+    return found
 
 
 class HealthChecker:
@@ -111,9 +124,19 @@ class HealthChecker:
     another, so probes against a hung server never pile up threads.
     """
 
-    def __init__(self, engines: Mapping[str | None, sa.Engine]) -> None:
-        self._engines = engines
-        self._running: dict[str | None, Future[_Outcome]] = {}
+    def __init__(
+        self,
+        engines: Mapping[str | None, sa.Engine],
+        replica_engines: Mapping[str | None, tuple[sa.Engine, ...]] | None = None,
+    ) -> None:
+        #: What is checked: each bind's primary (replica None), then each replica.
+        self._targets: dict[_Target, sa.Engine] = {
+            (key, None): engine for key, engine in engines.items()
+        }
+        for key, replicas in (replica_engines or {}).items():
+            for index, engine in enumerate(replicas):
+                self._targets[key, index] = engine
+        self._running: dict[_Target, Future[_Outcome]] = {}
         self._lock = threading.Lock()
 
     def check(self, timeout: float) -> HealthReport:
@@ -121,57 +144,86 @@ class HealthChecker:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}.")
         started = time.perf_counter()
         with self._lock:
-            checks = {key: self._start(key, engine) for key, engine in self._engines.items()}
+            checks = {
+                target: self._start(target, engine) for target, engine in self._targets.items()
+            }
         wait([future for future, _ in checks.values()], timeout=timeout)
         binds: list[BindHealth] = []
-        for key, (future, is_new) in checks.items():
-            url = self._engines[key].url.render_as_string(hide_password=True)
+        replicas: list[BindHealth] = []
+        for (key, replica), (future, is_new) in checks.items():
+            engine = self._targets[key, replica]
+            url = engine.url.render_as_string(hide_password=True)
             failure: _Failure | None
+            lag: float | None = None
             if future.done():
-                duration, failure = future.result()
+                duration, failure, lag = future.result()
             elif is_new:
-                failure, duration = _unanswered(self._engines[key], timeout), timeout
+                failure, duration = _unanswered(engine, timeout), timeout
             else:
                 failure = _ours(
                     "the previous check has not finished: the database does not answer"
                 )
                 duration = time.perf_counter() - started
             if failure is None:
-                binds.append(BindHealth(key, url, True, duration))
+                health = BindHealth(key, url, True, duration, replica=replica, replay_lag=lag)
             else:
-                binds.append(
-                    BindHealth(key, url, False, duration, failure.detail, failure.summary)
+                health = BindHealth(
+                    key, url, False, duration, failure.detail, failure.summary, replica=replica
                 )
-        return HealthReport(tuple(binds))
+            (binds if replica is None else replicas).append(health)
+        return HealthReport(tuple(binds), tuple(replicas))
 
-    def _start(self, key: str | None, engine: sa.Engine) -> tuple[Future[_Outcome], bool]:
-        previous = self._running.get(key)
+    def _start(self, target: _Target, engine: sa.Engine) -> tuple[Future[_Outcome], bool]:
+        previous = self._running.get(target)
         if previous is not None and not previous.done():
             return previous, False
         future: Future[_Outcome] = Future()
         future.set_running_or_notify_cancel()
-        self._running[key] = future
+        self._running[target] = future
+        key, replica = target
+        name = key or "default"
+        if replica is not None:
+            name = f"{name}, replica {replica}"
         threading.Thread(
             target=_ping,
-            args=(engine, future),
-            name=f"flask-typed-db health check ({key or 'default'})",
+            args=(engine, future, replica is not None),
+            name=f"flask-typed-db health check ({name})",
             daemon=True,
         ).start()
         return future, True
 
 
-def _ping(engine: sa.Engine, future: Future[_Outcome]) -> None:
-    """Run the cheapest query there is on a pooled connection; resolve ``future``
-    with how long it took and ``None``, or the reason it failed.
+#: A checked database: a bind key, and the replica's place in its list (None: primary).
+_Target = tuple[str | None, int | None]
+
+#: On a PostgreSQL replica: how far its replay is behind, in seconds. The time since the
+#: last replayed transaction counts only while WAL it received waits to be replayed: an
+#: idle primary sends no transactions, and a replica that has replayed everything is
+#: not behind.
+_REPLAY_LAG = sa.text(
+    "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+    " ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
+)
+
+
+def _ping(engine: sa.Engine, future: Future[_Outcome], replica: bool = False) -> None:
+    """Run the cheapest query there is on a pooled connection (on a PostgreSQL
+    replica, the one that reads its replay lag); resolve ``future`` with how long it
+    took, ``None`` or the reason it failed, and the lag.
     """
     started = time.perf_counter()
     failure: _Failure | None = None
+    lag: float | None = None
     try:
         with engine.connect() as connection:
-            connection.execute(sa.select(sa.literal(1, sa.Integer()))).scalar_one()
+            if replica and engine.dialect.name == "postgresql":
+                found = connection.execute(_REPLAY_LAG).scalar_one()
+                lag = None if found is None else float(found)
+            else:
+                connection.execute(sa.select(sa.literal(1, sa.Integer()))).scalar_one()
     except Exception as exc:  # any failure means the bind is not usable
         failure = _describe(exc, engine.url)
-    future.set_result((time.perf_counter() - started, failure))
+    future.set_result((time.perf_counter() - started, failure, lag))
 
 
 def _ours(message: str) -> _Failure:

@@ -52,6 +52,8 @@ from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.elements import BooleanClauseList
 
+from ._session import dialect_of
+
 _Statement = TypeVar("_Statement")
 
 
@@ -172,7 +174,7 @@ def _judged_select(select: sa.Select[Any], session: Session) -> sa.Select[Any]:
         if not any(value is not None and needs_judging(value) for value in values):
             continue
         if dialect is None:
-            dialect = session.get_bind(clause=select).dialect
+            dialect = dialect_of(session, clause=select)
         judged = [value_for(column.type, value, dialect) for value in values]
         if all(new is old for new, old in zip(judged, values, strict=True)):
             continue

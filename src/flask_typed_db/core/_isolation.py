@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 _S = TypeVar("_S", bound=Session)
 
 #: The sessionmaker arguments isolation changes, and puts back as they were.
-_CONFIGURED = ("bind", "engines", "join_transaction_mode")
+_CONFIGURED = ("bind", "engines", "join_transaction_mode", "replicas")
 
 #: The execution option that marks the connections of test isolation.
 ISOLATION_OPTION = "flask_typed_db_test_isolation"
@@ -63,6 +63,10 @@ def isolated(
             engines=MappingProxyType(connections),
             join_transaction_mode="create_savepoint",
         )
+        if "replicas" in maker.kw:
+            # A test must see its own writes, which no replica has: reads go to the
+            # isolated connections too.
+            maker.configure(replicas={})
         stack.callback(_restore, maker, saved)
         if forbid_lazy_loads:
             event.listen(maker, "do_orm_execute", _refuse_lazy_load)

@@ -8,15 +8,21 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.selectable import GenerativeSelect
 from typing_extensions import TypeVar
 
 from ._config import missing_bind_message
+from ._replicas import Replicas
+from ._replicas import only_reads
+from ._replicas import primary_forced
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,10 +58,26 @@ class RoutingSession(Session):
         bind: Engine | Connection | None = None,
         *,
         engines: Mapping[str | None, Engine | Connection] | None = None,
+        replicas: Mapping[str | None, Replicas] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(bind=bind, **kwargs)
         self._engines: Mapping[str | None, Engine | Connection] = engines or {}
+        self._replicas: Mapping[str | None, Replicas] = replicas or {}
+        #: Whether this session sends everything to the primaries, for the rest of its
+        #: life: it wrote, locked, or was told to (:meth:`use_primary`).
+        self.on_primary: bool = False
+        #: Whether this session has committed a write (set by the commit, when replicas
+        #: are configured): for read-your-writes beyond it.
+        self.committed_write: bool = False
+        self._wrote = False
+        self._replica_of: dict[str | None, Engine | None] = {}
+
+    def use_primary(self) -> None:
+        """Send every later statement of this session to the primaries, as after a
+        write. The Flask adapter calls it for requests that may change data.
+        """
+        self.on_primary = True
 
     def get_bind(
         self,
@@ -66,15 +88,57 @@ class RoutingSession(Session):
         **kwargs: Any,
     ) -> Engine | Connection:
         """Return the engine for ``mapper`` or ``clause``, by the bind key of the
-        metadata their tables belong to; fall back to the default engine.
+        metadata their tables belong to; fall back to the default engine. With read
+        replicas configured, a statement that only reads may get a replica's engine
+        instead, by the rule of :doc:`/scaling`.
         """
-        if bind is None:
-            metadata = _metadata_of(mapper, clause)
-            if metadata is not None and "bind_key" in metadata.info:
-                return self._engine_for(metadata.info["bind_key"])
-            if self.bind is None and None in self._engines:
-                # An async session's: its default bind is routed like the others.
-                return self._engines[None]
+        if bind is not None:
+            return self._default_bind(mapper, clause=clause, bind=bind, **kwargs)
+        key, primary = self._primary_and_key(mapper, clause, **kwargs)
+        if not self._replicas:
+            return primary
+        replicas = self._replicas.get(key)
+        if replicas is None:
+            return primary
+        if not only_reads(clause):
+            # A write, a lock, or what may be either: here, and from now on.
+            self.on_primary = True
+            if not isinstance(clause, GenerativeSelect):
+                self._wrote = True
+            return primary
+        if self.on_primary or primary_forced():
+            return primary
+        return self._replica(key, replicas) or primary
+
+    def primary_bind(
+        self, mapper: Any = None, *, clause: ClauseElement | None = None
+    ) -> Engine | Connection:
+        """The primary's engine for ``mapper`` or ``clause``, as :meth:`get_bind` routes
+        them without replicas, and without any effect on later statements: for reading
+        the dialect, say.
+        """
+        return self._primary_and_key(mapper, clause)[1]
+
+    def _primary_and_key(
+        self, mapper: Any, clause: ClauseElement | None, **kwargs: Any
+    ) -> tuple[str | None, Engine | Connection]:
+        metadata = _metadata_of(mapper, clause)
+        if metadata is not None and "bind_key" in metadata.info:
+            key: str | None = metadata.info["bind_key"]
+            return key, self._engine_for(key)
+        if self.bind is None and None in self._engines:
+            # An async session's: its default bind is routed like the others.
+            return None, self._engines[None]
+        return None, self._default_bind(mapper, clause=clause, bind=None, **kwargs)
+
+    def _default_bind(
+        self,
+        mapper: Any,
+        *,
+        clause: ClauseElement | None,
+        bind: Engine | Connection | None,
+        **kwargs: Any,
+    ) -> Engine | Connection:
         try:
             return super().get_bind(mapper, clause=clause, bind=bind, **kwargs)
         except sa_exc.UnboundExecutionError as error:
@@ -85,11 +149,58 @@ class RoutingSession(Session):
                 " set 'SQLALCHEMY_DATABASE_URI', or give its metadata a bind key."
             ) from error
 
+    def _replica(self, key: str | None, replicas: Replicas) -> Engine | None:
+        """This session's replica of the bind ``key``, connected in its transaction, or
+        ``None`` if none can be reached. A replica that cannot is skipped for a while.
+        """
+        chosen = self._replica_of.get(key, _UNCHOSEN)
+        candidates = (chosen,) if chosen is not _UNCHOSEN else replicas.in_turn()
+        for engine in candidates:
+            if engine is None:
+                return None
+            try:
+                # Connected here, where a refusal can still be routed around: the
+                # session's transaction keeps the connection for the statement.
+                self.connection(bind_arguments={"bind": engine})
+            except sa_exc.DBAPIError as error:
+                replicas.mark_down(engine, error)
+                continue
+            replicas.mark_up(engine)
+            self._replica_of[key] = engine
+            return engine
+        # None is up: this session reads from the primary.
+        self._replica_of[key] = None
+        return None
+
     def _engine_for(self, key: str | None) -> Engine | Connection:
         try:
             return self._engines[key]
         except KeyError:
             raise sa_exc.UnboundExecutionError(missing_bind_message(key)) from None
+
+
+#: No replica picked yet for a bind (None: none could be reached).
+_UNCHOSEN: Any = object()
+
+
+def _note_committed_write(session: Session) -> None:
+    if isinstance(session, RoutingSession) and session._wrote:  # pyright: ignore[reportPrivateUsage]  # this module's own class
+        session.committed_write = True
+        session._wrote = False  # pyright: ignore[reportPrivateUsage]  # this module's own class
+
+
+event.listen(RoutingSession, "after_commit", _note_committed_write)
+
+
+def dialect_of(
+    session: Session, mapper: Any = None, clause: ClauseElement | None = None
+) -> Dialect:
+    """The dialect ``mapper`` or ``clause`` runs on in ``session``, found without
+    sending the session's later statements to the primary, as ``get_bind()`` would.
+    """
+    if isinstance(session, RoutingSession):
+        return session.primary_bind(mapper, clause=clause).dialect
+    return session.get_bind(mapper, clause=clause).dialect
 
 
 def session_class_of(
