@@ -13,6 +13,8 @@ from typing import Any
 
 #: Set this to use another database, e.g. ``postgresql+psycopg://user@host/bookshelf``.
 DATABASE_URL_VARIABLE = "BOOKSHELF_DATABASE_URL"
+#: Set this to read from replicas of it: their URLs, separated by spaces.
+REPLICA_URLS_VARIABLE = "BOOKSHELF_REPLICA_URLS"
 
 #: The embedded default: no server needed. A relative SQLite path is resolved
 #: against :data:`INSTANCE_PATH`.
@@ -26,4 +28,11 @@ INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"
 def database_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The ``SQLALCHEMY_*`` settings, from ``environ`` (default: ``os.environ``)."""
     environ = os.environ if environ is None else environ
-    return {"SQLALCHEMY_DATABASE_URI": environ.get(DATABASE_URL_VARIABLE) or DEFAULT_DATABASE_URI}
+    settings: dict[str, Any] = {
+        "SQLALCHEMY_DATABASE_URI": environ.get(DATABASE_URL_VARIABLE) or DEFAULT_DATABASE_URI
+    }
+    replicas = environ.get(REPLICA_URLS_VARIABLE, "").split()
+    if replicas:
+        # Reads in GET requests go to them; see docs/scaling.md.
+        settings["SQLALCHEMY_REPLICAS"] = {None: replicas}
+    return settings

@@ -61,3 +61,18 @@ def test_empty_environment_variable_means_the_default() -> None:
     settings = database_settings({"BOOKSHELF_DATABASE_URL": ""})
 
     assert settings == {"SQLALCHEMY_DATABASE_URI": "sqlite:///bookshelf.sqlite"}
+
+
+def test_replica_urls_from_the_environment() -> None:
+    settings = database_settings(
+        {
+            "BOOKSHELF_DATABASE_URL": "postgresql+psycopg://app@primary/bookshelf",
+            "BOOKSHELF_REPLICA_URLS": (
+                " postgresql+psycopg://app@r1/bookshelf  postgresql+psycopg://app@r2/bookshelf "
+            ),
+        }
+    )
+
+    assert settings["SQLALCHEMY_REPLICAS"] == {
+        None: ["postgresql+psycopg://app@r1/bookshelf", "postgresql+psycopg://app@r2/bookshelf"]
+    }
