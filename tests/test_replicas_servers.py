@@ -1,0 +1,376 @@
+"""Read replicas and PgBouncer against real servers: a PostgreSQL primary, a streaming
+replica of it and PgBouncer in transaction pooling mode, started by
+``tests/servers/scale_out.sh`` (``.ci/run`` starts them, and exports their URLs).
+
+Skipped without ``TEST_PRIMARY_URL``, ``TEST_REPLICA_URL`` and ``TEST_PGBOUNCER_URL``;
+with ``CI=true``, failed instead. A replica whose replay is paused
+(``pg_wal_replay_pause()``) is a stale replica that stays stale: what a lagging one
+does for a moment, made certain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import mapped_column
+from tests.conftest import _server_problem  # pyright: ignore[reportPrivateUsage]  # the suite's own helper
+from tests.conftest import _unavailable  # pyright: ignore[reportPrivateUsage]  # the suite's own helper
+
+from flask_typed_db import Database
+from flask_typed_db.core import DatabaseCore
+from flask_typed_db.core import _replicas  # pyright: ignore[reportPrivateUsage]  # its retry interval
+
+#: How long a row committed on the primary may take to show on the replica.
+REPLICATION_TIMEOUT = 10.0
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Ledger(Base):
+    __tablename__ = "scale_out_ledger"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note: Mapped[str] = mapped_column(sa.String(100))
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    primary: str
+    replica: str
+    pgbouncer: str
+    #: tests/servers/scale_out.sh, which stops and starts the replica.
+    script: str
+
+    def replica_server(self, action: str) -> None:
+        subprocess.run([self.script, action], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def servers() -> ScaleOut:
+    variables = ("TEST_PRIMARY_URL", "TEST_REPLICA_URL", "TEST_PGBOUNCER_URL")
+    values = [os.environ.get(variable) for variable in variables]
+    missing = [variable for variable, value in zip(variables, values, strict=True) if not value]
+    if missing:
+        _unavailable(
+            f"{', '.join(missing)} not set: start the servers with"
+            " 'tests/servers/scale_out.sh start' and export 'scale_out.sh env'"
+        )
+    primary, replica, pgbouncer = (value or "" for value in values)
+    for variable, url in zip(variables, (primary, replica, pgbouncer), strict=True):
+        problem = _server_problem(url)
+        if problem is not None:
+            _unavailable(f"the server at {variable} is unreachable: {problem}")
+    script = os.environ.get("TEST_SCALE_OUT_SCRIPT") or os.path.join(
+        os.path.dirname(__file__), "servers", "scale_out.sh"
+    )
+    return ScaleOut(primary, replica, pgbouncer, script)
+
+
+@pytest.fixture
+def tables(servers: ScaleOut) -> Iterator[None]:
+    """The test's table on the primary, and on the replica once replayed."""
+    engine = sa.create_engine(servers.primary, poolclass=sa.NullPool)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    try:
+        wait_on_replica(servers, "SELECT count(*) FROM scale_out_ledger", lambda count: count == 0)
+        yield
+    finally:
+        resume_replay(servers)
+        Base.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def wait_on_replica(servers: ScaleOut, query: str, done: Callable[[Any], bool]) -> None:
+    engine = sa.create_engine(servers.replica, poolclass=sa.NullPool)
+    deadline = time.monotonic() + REPLICATION_TIMEOUT
+    try:
+        while True:
+            try:
+                with engine.connect() as connection:
+                    if done(connection.scalar(sa.text(query))):
+                        return
+            except sa_exc.ProgrammingError:
+                pass  # the table is not there yet
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the replica did not catch up within {REPLICATION_TIMEOUT} s"
+                )
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
+def on_replica(servers: ScaleOut, statement: str) -> None:
+    engine = sa.create_engine(servers.replica, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def pause_replay(servers: ScaleOut) -> None:
+    on_replica(servers, "SELECT pg_wal_replay_pause()")
+
+
+def resume_replay(servers: ScaleOut) -> None:
+    on_replica(servers, "SELECT pg_wal_replay_resume()")
+
+
+def read_by_replica(session: Session) -> bool:
+    """Whether a read in ``session`` goes to the replica (a server in recovery)."""
+    return bool(session.scalar(sa.select(sa.func.pg_is_in_recovery())))
+
+
+def config(servers: ScaleOut, **extra: object) -> dict[str, object]:
+    return {
+        "SQLALCHEMY_DATABASE_URI": servers.primary,
+        "SQLALCHEMY_REPLICAS": {None: [servers.replica]},
+        **extra,
+    }
+
+
+# -- Which statement goes where ---------------------------------------------------------
+
+
+def test_each_kind_of_statement_goes_where_the_rule_says(servers: ScaleOut, tables: None) -> None:
+    with DatabaseCore(config(servers), Base) as core:
+        with core.sessionmaker() as session:
+            assert read_by_replica(session)
+            assert session.scalars(sa.select(Ledger)).all() == []
+            session.add(Ledger(id=1, note="written"))
+            session.flush()
+            assert not read_by_replica(session)
+            session.commit()
+            # Refreshed after the commit: from the primary, whatever the replica has.
+            assert session.get(Ledger, 1) is not None
+            assert not read_by_replica(session)
+        with core.sessionmaker() as session:
+            session.execute(sa.select(Ledger).with_for_update())
+            assert not read_by_replica(session)
+        with core.sessionmaker() as session, core.primary():
+            assert not read_by_replica(session)
+        with core.sessionmaker() as session:
+            assert read_by_replica(session)
+            # What may write goes to the primary: on the replica it would fail (25006).
+            session.execute(sa.update(Ledger).values(note="changed"))
+            session.commit()
+
+
+def test_a_write_sent_to_the_replica_would_fail(servers: ScaleOut, tables: None) -> None:
+    # Why writes must never reach a replica: the error a mistake would meet.
+    engine = sa.create_engine(servers.replica, poolclass=sa.NullPool)
+    try:
+        with pytest.raises(sa_exc.DBAPIError) as raised, engine.begin() as connection:
+            connection.execute(sa.insert(Ledger).values(id=9, note="nowhere"))
+        assert getattr(raised.value.orig, "sqlstate", None) == "25006"
+    finally:
+        engine.dispose()
+
+
+def test_stale_replica_read_your_writes_in_and_across_requests(
+    servers: ScaleOut, tables: None
+) -> None:
+    app = Flask(__name__)
+    app.config.from_mapping(config(servers))
+    db = Database(Base)
+    db.init_app(app)
+
+    @app.post("/ledger")
+    def add() -> ResponseReturnValue:
+        db.session.add(Ledger(id=1, note="saved"))
+        db.session.commit()
+        # The same request reads what it wrote, and the object refreshes from the
+        # primary: a replica behind would say the row does not exist.
+        entry = db.get_or_404(Ledger, 1)
+        return entry.note
+
+    @app.get("/ledger/<int:entry_id>")
+    def read(entry_id: int) -> ResponseReturnValue:
+        return db.get_or_404(Ledger, entry_id).note
+
+    pause_replay(servers)
+    writer = app.test_client()
+    assert writer.post("/ledger").text == "saved"
+    # The writer's next requests read from the primary (the cookie); another client's
+    # go to the replica, which has not replayed the row.
+    assert writer.get("/ledger/1").text == "saved"
+    assert app.test_client().get("/ledger/1").status_code == 404
+    resume_replay(servers)
+    wait_on_replica(servers, "SELECT count(*) FROM scale_out_ledger", lambda count: count == 1)
+    assert app.test_client().get("/ledger/1").text == "saved"
+
+
+def test_health_reports_the_replicas_replay_lag(servers: ScaleOut, tables: None) -> None:
+    with DatabaseCore(config(servers), Base) as core:
+        report = core.check_health()
+        assert report.ok
+        (replica,) = report.replicas
+        assert replica.ok
+        assert replica.replay_lag is not None
+        assert 0 <= replica.replay_lag < REPLICATION_TIMEOUT
+        pause_replay(servers)
+        with core.transaction() as session:
+            session.add(Ledger(id=2, note="not replayed"))
+        # WAL received and not replayed: behind by at least the time since.
+        time.sleep(0.3)
+        lagging = core.check_health().replicas[0]
+        assert lagging.replay_lag is not None
+        assert lagging.replay_lag > 0
+
+
+# -- Replicas that go down --------------------------------------------------------------
+
+
+@pytest.fixture
+def replica_restarted(servers: ScaleOut) -> Iterator[None]:
+    yield
+    servers.replica_server("start-replica")
+
+
+def test_replica_stopped_mid_run_sends_reads_to_the_primary(
+    servers: ScaleOut, tables: None, replica_restarted: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flask_typed_db")
+    app = Flask(__name__)
+    app.config.from_mapping(config(servers))
+    db = Database(Base)
+    db.init_app(app)
+
+    @app.get("/where")
+    def where() -> ResponseReturnValue:
+        return "replica" if read_by_replica(db.session) else "primary"
+
+    client = app.test_client()
+    assert {client.get("/where").text for _ in range(5)} == {"replica"}
+    servers.replica_server("stop-replica")
+    answers = [client.get("/where") for _ in range(20)]
+    assert [answer.status_code for answer in answers] == [200] * 20
+    assert {answer.text for answer in answers} == {"primary"}
+    assert len([r for r in caplog.records if "cannot be reached" in r.message]) == 1
+    servers.replica_server("start-replica")
+    with app.app_context():
+        replicas = db.replica_engines[None]
+    # Tried again once its time is up: back on the replica.
+    deadline = time.monotonic() + _replicas.RETRY_AFTER + REPLICATION_TIMEOUT
+    while client.get("/where").text != "replica":
+        assert time.monotonic() < deadline, "reads never went back to the replica"
+        time.sleep(0.2)
+    pool = replicas[0].pool
+    assert isinstance(pool, sa.QueuePool)
+    assert pool.checkedout() == 0
+
+
+def test_all_replicas_down_reads_from_the_primary(servers: ScaleOut, tables: None) -> None:
+    refused = sa.make_url(servers.replica).set(port=1).render_as_string(hide_password=False)
+    settings = config(servers, SQLALCHEMY_REPLICAS={None: [refused]})
+    with DatabaseCore(settings, Base) as core, core.sessionmaker() as session:
+        assert not read_by_replica(session)
+        assert session.scalars(sa.select(Ledger)).all() == []
+
+
+# -- PgBouncer in transaction pooling mode ----------------------------------------------
+
+
+def hammer(run_one: Callable[[int], None], clients: int = 4, each: int = 40) -> list[str]:
+    """Run ``run_one`` ``each`` times from each of ``clients`` threads at once; return
+    the errors met.
+    """
+    errors: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def client(number: int) -> None:
+        start.wait()
+        for index in range(each):
+            try:
+                run_one(number * each + index)
+            except Exception as error:  # every failure counts
+                with lock:
+                    errors.append(str(error).splitlines()[0])
+
+    with ThreadPoolExecutor(clients) as executor:
+        list(executor.map(client, range(clients)))
+    return errors
+
+
+def read_through(core: DatabaseCore) -> Callable[[int], None]:
+    def run_one(number: int) -> None:
+        # One statement, run often: psycopg prepares it after its fifth run.
+        with core.transaction() as session:
+            session.scalar(sa.select(Ledger.note).where(Ledger.id == number % 7))
+
+    return run_one
+
+
+def test_pgbouncer_fails_with_the_defaults(servers: ScaleOut, tables: None) -> None:
+    # The reason for the setting: the same load without it.
+    with DatabaseCore({"SQLALCHEMY_DATABASE_URI": servers.pgbouncer}, Base) as core:
+        errors = hammer(read_through(core))
+    assert any("prepared statement" in error for error in errors), errors[:3]
+
+
+def test_pgbouncer_setting_makes_psycopg_work_under_concurrency(
+    servers: ScaleOut, tables: None
+) -> None:
+    settings = {"SQLALCHEMY_DATABASE_URI": servers.pgbouncer, "SQLALCHEMY_PGBOUNCER": True}
+    with DatabaseCore(settings, Base) as core:
+        assert hammer(read_through(core)) == []
+
+
+@pytest.mark.parametrize("pgbouncer", [False, True])
+def test_pgbouncer_with_asyncpg(servers: ScaleOut, tables: None, pgbouncer: bool) -> None:
+    pytest.importorskip("asyncpg")
+    async_url = sa.make_url(servers.pgbouncer).set(drivername="postgresql+asyncpg")
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": servers.pgbouncer,
+        "SQLALCHEMY_ASYNC_DATABASE_URI": async_url,
+        "SQLALCHEMY_PGBOUNCER": pgbouncer,
+    }
+    core = DatabaseCore(settings, Base)
+
+    async def many() -> list[str]:
+        errors: list[str] = []
+
+        async def client(number: int) -> None:
+            for index in range(40):
+                try:
+                    async with core.async_transaction() as session:
+                        await session.scalar(
+                            sa.select(Ledger.note).where(Ledger.id == (number + index) % 7)
+                        )
+                except Exception as error:  # every failure counts
+                    errors.append(str(error).splitlines()[0])
+
+        try:
+            await asyncio.gather(*(client(number) for number in range(4)))
+        finally:
+            await core.async_dispose()
+        return errors
+
+    errors = asyncio.run(many())
+    core.dispose()
+    if pgbouncer:
+        assert errors == []
+    else:
+        assert errors, "asyncpg's defaults through PgBouncer worked: the setting's reason is gone"
