@@ -23,6 +23,9 @@ from sqlalchemy.pool import StaticPool
 # Test modules share helpers as 'tests.*' (tests.checkers, tests.load.*).
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
+from tests.scale_out import SCALE_OUT_VARIABLES  # once the path has tests
+from tests.scale_out import ScaleOut  # once the path has tests
+
 SERVER_URL_VARIABLES = {"postgresql": "TEST_POSTGRES_URL", "mariadb": "TEST_MARIADB_URL"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -148,3 +151,25 @@ def _dispose_engines_after_test() -> Iterator[None]:
     for engine in engines:
         if not isinstance(engine.pool, StaticPool):
             engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def scale_out() -> ScaleOut:
+    """The servers of tests/servers/scale_out.sh, from the variables it prints."""
+    variables = SCALE_OUT_VARIABLES
+    values = [os.environ.get(variable) for variable in variables]
+    missing = [variable for variable, value in zip(variables, values, strict=True) if not value]
+    if missing:
+        _unavailable(
+            f"{', '.join(missing)} not set: start the servers with"
+            " 'tests/servers/scale_out.sh start' and export 'scale_out.sh env'"
+        )
+    primary, replica, pgbouncer = (value or "" for value in values)
+    for variable, url in zip(variables, (primary, replica, pgbouncer), strict=True):
+        problem = _server_problem(url)
+        if problem is not None:
+            _unavailable(f"the server at {variable} is unreachable: {problem}")
+    script = os.environ.get("TEST_SCALE_OUT_SCRIPT") or os.path.join(
+        os.path.dirname(__file__), "servers", "scale_out.sh"
+    )
+    return ScaleOut(primary, replica, pgbouncer, script)

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -31,8 +27,10 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
-from tests.conftest import _server_problem  # pyright: ignore[reportPrivateUsage]  # the suite's own helper
-from tests.conftest import _unavailable  # pyright: ignore[reportPrivateUsage]  # the suite's own helper
+from tests.scale_out import ScaleOut
+from tests.scale_out import pause_replay
+from tests.scale_out import resume_replay
+from tests.scale_out import wait_on_replica
 
 from flask_typed_db import Database
 from flask_typed_db.core import DatabaseCore
@@ -52,89 +50,21 @@ class Ledger(Base):
     note: Mapped[str] = mapped_column(sa.String(100))
 
 
-@dataclass(frozen=True)
-class ScaleOut:
-    primary: str
-    replica: str
-    pgbouncer: str
-    #: tests/servers/scale_out.sh, which stops and starts the replica.
-    script: str
-
-    def replica_server(self, action: str) -> None:
-        subprocess.run([self.script, action], check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def servers() -> ScaleOut:
-    variables = ("TEST_PRIMARY_URL", "TEST_REPLICA_URL", "TEST_PGBOUNCER_URL")
-    values = [os.environ.get(variable) for variable in variables]
-    missing = [variable for variable, value in zip(variables, values, strict=True) if not value]
-    if missing:
-        _unavailable(
-            f"{', '.join(missing)} not set: start the servers with"
-            " 'tests/servers/scale_out.sh start' and export 'scale_out.sh env'"
-        )
-    primary, replica, pgbouncer = (value or "" for value in values)
-    for variable, url in zip(variables, (primary, replica, pgbouncer), strict=True):
-        problem = _server_problem(url)
-        if problem is not None:
-            _unavailable(f"the server at {variable} is unreachable: {problem}")
-    script = os.environ.get("TEST_SCALE_OUT_SCRIPT") or os.path.join(
-        os.path.dirname(__file__), "servers", "scale_out.sh"
-    )
-    return ScaleOut(primary, replica, pgbouncer, script)
-
-
 @pytest.fixture
-def tables(servers: ScaleOut) -> Iterator[None]:
+def tables(scale_out: ScaleOut) -> Iterator[None]:
     """The test's table on the primary, and on the replica once replayed."""
-    engine = sa.create_engine(servers.primary, poolclass=sa.NullPool)
+    engine = sa.create_engine(scale_out.primary, poolclass=sa.NullPool)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     try:
-        wait_on_replica(servers, "SELECT count(*) FROM scale_out_ledger", lambda count: count == 0)
+        wait_on_replica(
+            scale_out, "SELECT count(*) FROM scale_out_ledger", lambda count: count == 0
+        )
         yield
     finally:
-        resume_replay(servers)
+        resume_replay(scale_out)
         Base.metadata.drop_all(engine)
         engine.dispose()
-
-
-def wait_on_replica(servers: ScaleOut, query: str, done: Callable[[Any], bool]) -> None:
-    engine = sa.create_engine(servers.replica, poolclass=sa.NullPool)
-    deadline = time.monotonic() + REPLICATION_TIMEOUT
-    try:
-        while True:
-            try:
-                with engine.connect() as connection:
-                    if done(connection.scalar(sa.text(query))):
-                        return
-            except sa_exc.ProgrammingError:
-                pass  # the table is not there yet
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the replica did not catch up within {REPLICATION_TIMEOUT} s"
-                )
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-
-
-def on_replica(servers: ScaleOut, statement: str) -> None:
-    engine = sa.create_engine(servers.replica, poolclass=sa.NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(statement))
-    finally:
-        engine.dispose()
-
-
-def pause_replay(servers: ScaleOut) -> None:
-    on_replica(servers, "SELECT pg_wal_replay_pause()")
-
-
-def resume_replay(servers: ScaleOut) -> None:
-    on_replica(servers, "SELECT pg_wal_replay_resume()")
 
 
 def read_by_replica(session: Session) -> bool:
@@ -142,10 +72,10 @@ def read_by_replica(session: Session) -> bool:
     return bool(session.scalar(sa.select(sa.func.pg_is_in_recovery())))
 
 
-def config(servers: ScaleOut, **extra: object) -> dict[str, object]:
+def config(scale_out: ScaleOut, **extra: object) -> dict[str, object]:
     return {
-        "SQLALCHEMY_DATABASE_URI": servers.primary,
-        "SQLALCHEMY_REPLICAS": {None: [servers.replica]},
+        "SQLALCHEMY_DATABASE_URI": scale_out.primary,
+        "SQLALCHEMY_REPLICAS": {None: [scale_out.replica]},
         **extra,
     }
 
@@ -153,8 +83,10 @@ def config(servers: ScaleOut, **extra: object) -> dict[str, object]:
 # -- Which statement goes where ---------------------------------------------------------
 
 
-def test_each_kind_of_statement_goes_where_the_rule_says(servers: ScaleOut, tables: None) -> None:
-    with DatabaseCore(config(servers), Base) as core:
+def test_each_kind_of_statement_goes_where_the_rule_says(
+    scale_out: ScaleOut, tables: None
+) -> None:
+    with DatabaseCore(config(scale_out), Base) as core:
         with core.sessionmaker() as session:
             assert read_by_replica(session)
             assert session.scalars(sa.select(Ledger)).all() == []
@@ -177,9 +109,9 @@ def test_each_kind_of_statement_goes_where_the_rule_says(servers: ScaleOut, tabl
             session.commit()
 
 
-def test_a_write_sent_to_the_replica_would_fail(servers: ScaleOut, tables: None) -> None:
+def test_a_write_sent_to_the_replica_would_fail(scale_out: ScaleOut, tables: None) -> None:
     # Why writes must never reach a replica: the error a mistake would meet.
-    engine = sa.create_engine(servers.replica, poolclass=sa.NullPool)
+    engine = sa.create_engine(scale_out.replica, poolclass=sa.NullPool)
     try:
         with pytest.raises(sa_exc.DBAPIError) as raised, engine.begin() as connection:
             connection.execute(sa.insert(Ledger).values(id=9, note="nowhere"))
@@ -189,10 +121,10 @@ def test_a_write_sent_to_the_replica_would_fail(servers: ScaleOut, tables: None)
 
 
 def test_stale_replica_read_your_writes_in_and_across_requests(
-    servers: ScaleOut, tables: None
+    scale_out: ScaleOut, tables: None
 ) -> None:
     app = Flask(__name__)
-    app.config.from_mapping(config(servers))
+    app.config.from_mapping(config(scale_out))
     db = Database(Base)
     db.init_app(app)
 
@@ -209,27 +141,27 @@ def test_stale_replica_read_your_writes_in_and_across_requests(
     def read(entry_id: int) -> ResponseReturnValue:
         return db.get_or_404(Ledger, entry_id).note
 
-    pause_replay(servers)
+    pause_replay(scale_out)
     writer = app.test_client()
     assert writer.post("/ledger").text == "saved"
     # The writer's next requests read from the primary (the cookie); another client's
     # go to the replica, which has not replayed the row.
     assert writer.get("/ledger/1").text == "saved"
     assert app.test_client().get("/ledger/1").status_code == 404
-    resume_replay(servers)
-    wait_on_replica(servers, "SELECT count(*) FROM scale_out_ledger", lambda count: count == 1)
+    resume_replay(scale_out)
+    wait_on_replica(scale_out, "SELECT count(*) FROM scale_out_ledger", lambda count: count == 1)
     assert app.test_client().get("/ledger/1").text == "saved"
 
 
-def test_health_reports_the_replicas_replay_lag(servers: ScaleOut, tables: None) -> None:
-    with DatabaseCore(config(servers), Base) as core:
+def test_health_reports_the_replicas_replay_lag(scale_out: ScaleOut, tables: None) -> None:
+    with DatabaseCore(config(scale_out), Base) as core:
         report = core.check_health()
         assert report.ok
         (replica,) = report.replicas
         assert replica.ok
         assert replica.replay_lag is not None
         assert 0 <= replica.replay_lag < REPLICATION_TIMEOUT
-        pause_replay(servers)
+        pause_replay(scale_out)
         with core.transaction() as session:
             session.add(Ledger(id=2, note="not replayed"))
         # WAL received and not replayed: behind by at least the time since.
@@ -243,17 +175,17 @@ def test_health_reports_the_replicas_replay_lag(servers: ScaleOut, tables: None)
 
 
 @pytest.fixture
-def replica_restarted(servers: ScaleOut) -> Iterator[None]:
+def replica_restarted(scale_out: ScaleOut) -> Iterator[None]:
     yield
-    servers.replica_server("start-replica")
+    scale_out.replica_server("start-replica")
 
 
 def test_replica_stopped_mid_run_sends_reads_to_the_primary(
-    servers: ScaleOut, tables: None, replica_restarted: None, caplog: pytest.LogCaptureFixture
+    scale_out: ScaleOut, tables: None, replica_restarted: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="flask_typed_db")
     app = Flask(__name__)
-    app.config.from_mapping(config(servers))
+    app.config.from_mapping(config(scale_out))
     db = Database(Base)
     db.init_app(app)
 
@@ -263,12 +195,12 @@ def test_replica_stopped_mid_run_sends_reads_to_the_primary(
 
     client = app.test_client()
     assert {client.get("/where").text for _ in range(5)} == {"replica"}
-    servers.replica_server("stop-replica")
+    scale_out.replica_server("stop-replica")
     answers = [client.get("/where") for _ in range(20)]
     assert [answer.status_code for answer in answers] == [200] * 20
     assert {answer.text for answer in answers} == {"primary"}
     assert len([r for r in caplog.records if "cannot be reached" in r.message]) == 1
-    servers.replica_server("start-replica")
+    scale_out.replica_server("start-replica")
     with app.app_context():
         replicas = db.replica_engines[None]
     # Tried again once its time is up: back on the replica.
@@ -281,9 +213,9 @@ def test_replica_stopped_mid_run_sends_reads_to_the_primary(
     assert pool.checkedout() == 0
 
 
-def test_all_replicas_down_reads_from_the_primary(servers: ScaleOut, tables: None) -> None:
-    refused = sa.make_url(servers.replica).set(port=1).render_as_string(hide_password=False)
-    settings = config(servers, SQLALCHEMY_REPLICAS={None: [refused]})
+def test_all_replicas_down_reads_from_the_primary(scale_out: ScaleOut, tables: None) -> None:
+    refused = sa.make_url(scale_out.replica).set(port=1).render_as_string(hide_password=False)
+    settings = config(scale_out, SQLALCHEMY_REPLICAS={None: [refused]})
     with DatabaseCore(settings, Base) as core, core.sessionmaker() as session:
         assert not read_by_replica(session)
         assert session.scalars(sa.select(Ledger)).all() == []
@@ -323,27 +255,27 @@ def read_through(core: DatabaseCore) -> Callable[[int], None]:
     return run_one
 
 
-def test_pgbouncer_fails_with_the_defaults(servers: ScaleOut, tables: None) -> None:
+def test_pgbouncer_fails_with_the_defaults(scale_out: ScaleOut, tables: None) -> None:
     # The reason for the setting: the same load without it.
-    with DatabaseCore({"SQLALCHEMY_DATABASE_URI": servers.pgbouncer}, Base) as core:
+    with DatabaseCore({"SQLALCHEMY_DATABASE_URI": scale_out.pgbouncer}, Base) as core:
         errors = hammer(read_through(core))
     assert any("prepared statement" in error for error in errors), errors[:3]
 
 
 def test_pgbouncer_setting_makes_psycopg_work_under_concurrency(
-    servers: ScaleOut, tables: None
+    scale_out: ScaleOut, tables: None
 ) -> None:
-    settings = {"SQLALCHEMY_DATABASE_URI": servers.pgbouncer, "SQLALCHEMY_PGBOUNCER": True}
+    settings = {"SQLALCHEMY_DATABASE_URI": scale_out.pgbouncer, "SQLALCHEMY_PGBOUNCER": True}
     with DatabaseCore(settings, Base) as core:
         assert hammer(read_through(core)) == []
 
 
 @pytest.mark.parametrize("pgbouncer", [False, True])
-def test_pgbouncer_with_asyncpg(servers: ScaleOut, tables: None, pgbouncer: bool) -> None:
+def test_pgbouncer_with_asyncpg(scale_out: ScaleOut, tables: None, pgbouncer: bool) -> None:
     pytest.importorskip("asyncpg")
-    async_url = sa.make_url(servers.pgbouncer).set(drivername="postgresql+asyncpg")
+    async_url = sa.make_url(scale_out.pgbouncer).set(drivername="postgresql+asyncpg")
     settings = {
-        "SQLALCHEMY_DATABASE_URI": servers.pgbouncer,
+        "SQLALCHEMY_DATABASE_URI": scale_out.pgbouncer,
         "SQLALCHEMY_ASYNC_DATABASE_URI": async_url,
         "SQLALCHEMY_PGBOUNCER": pgbouncer,
     }

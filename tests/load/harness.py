@@ -79,6 +79,7 @@ def fetch(
     body: object = None,
     *,
     timeout: float = CLIENT_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
 ) -> Answer:
     """Send one request on a connection of its own; ``body`` is sent as JSON, or as
     is if it is ``bytes``. Raises ``OSError`` (``TimeoutError`` included) or
@@ -87,7 +88,7 @@ def fetch(
     A new connection per request: a POST is then never retried on a kept-alive
     connection the server closed meanwhile, so each answer belongs to one attempt.
     """
-    headers = {"Connection": "close"}
+    headers = {"Connection": "close", **(headers or {})}
     data: bytes | None = None
     if isinstance(body, bytes):
         data = body
