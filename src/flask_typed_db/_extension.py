@@ -33,7 +33,7 @@ from ._async_runner import run_coroutines_on_shared_loop
 from ._queries import DEFAULT_MAX_PER_PAGE
 from ._queries import QueryHelpers
 from ._record_queries import app_context_queries
-from ._replica_requests import replica_delay
+from ._replica_requests import ReplicaRequests
 from ._sessions import AppState
 from ._sessions import app_states
 from ._sessions import extensions_of
@@ -213,8 +213,8 @@ class Database(UnitsOfWork[S, A], AsyncQueryHelpers[S, A], QueryHelpers[S, A]):
             engine_options=self._engine_options,
             session_options=self._session_options,
         )
-        delay = replica_delay(app.config) if core.replica_engines else None
-        states[self] = AppState(core, max_per_page, delay)
+        replica_requests = ReplicaRequests(app.config) if core.replica_engines else None
+        states[self] = AppState(core, max_per_page, replica_requests)
         if record_queries:
             # Like Flask-SQLAlchemy: a query's location is in the app's own package.
             recorder = QueryRecorder(app_context_queries, [app.import_name.partition(".")[0]])
@@ -227,8 +227,6 @@ class Database(UnitsOfWork[S, A], AsyncQueryHelpers[S, A], QueryHelpers[S, A]):
             app.before_request(self._commit_current_view_on_success)
         if sa_exc.TimeoutError not in app.error_handler_spec[None][None]:
             app.register_error_handler(sa_exc.TimeoutError, _answer_pool_timeout)
-        if core.replica_engines:
-            app.after_request(self._remember_writer)
         app.teardown_appcontext(self._close_session)
         app.shell_context_processor(self._shell_context)
         # Async views run on the loop that owns the async engines. Only a function is

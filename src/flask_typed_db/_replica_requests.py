@@ -18,7 +18,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from flask import after_this_request
 from flask import has_request_context
+from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
 from .core import RoutingSession
@@ -51,12 +53,55 @@ def replica_delay(config: Mapping[str, Any]) -> float:
     return float(value)
 
 
-def route_request(session: RoutingSession, request_method: str, wrote_until: str | None) -> None:
-    """Pin ``session`` to the primaries if its request may change data, or comes from
-    a client whose :data:`WROTE_COOKIE` (``wrote_until``) has not expired.
+class ReplicaRequests:
+    """An app's rules for requests when it has read replicas, made at ``init_app``.
+
+    :param config: The app's config: ``SQLALCHEMY_REPLICA_DELAY``, and the path and
+        security of the session cookie, which :data:`WROTE_COOKIE` shares.
     """
-    if request_method not in SAFE_METHODS or _wrote_recently(wrote_until):
-        session.use_primary()
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        #: Seconds a client's reads go to the primaries after it wrote.
+        self.delay = replica_delay(config)
+        self._path = config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/"
+        self._secure = bool(config.get("SESSION_COOKIE_SECURE"))
+
+    def route(self, session: RoutingSession, request: Request) -> None:
+        """Pin ``session`` to the primaries if ``request`` may change data, or comes
+        from a client whose :data:`WROTE_COOKIE` has not expired; have a commit of a
+        write in it give the client the cookie.
+        """
+        if self.delay > 0:
+            session.on_write_committed = self._remember_writer
+        if request.method not in SAFE_METHODS:
+            session.use_primary()
+            return
+        # The raw header first: parsing every request's cookies costs more than routing.
+        header = request.environ.get("HTTP_COOKIE")
+        if (
+            header
+            and WROTE_COOKIE in header
+            and _wrote_recently(request.cookies.get(WROTE_COOKIE))
+        ):
+            session.use_primary()
+
+    def _remember_writer(self) -> None:
+        # After a commit that wrote: the response gets the cookie. Nothing is spent on
+        # the requests that do not write.
+        if has_request_context():
+            after_this_request(self._set_cookie)
+
+    def _set_cookie(self, response: Response) -> Response:
+        response.set_cookie(
+            WROTE_COOKIE,
+            f"{time.time() + self.delay:.3f}",
+            max_age=math.ceil(self.delay),
+            path=self._path,
+            secure=self._secure,
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
 
 
 def _wrote_recently(wrote_until: str | None) -> bool:
@@ -68,21 +113,3 @@ def _wrote_recently(wrote_until: str | None) -> bool:
         return True  # garbled, or not ours: the primary is always right
     # NaN compares false: it also goes to the primary.
     return not until <= time.time()
-
-
-def remember_writer(config: Mapping[str, Any], response: Response, delay: float) -> None:
-    """Give the client of the current request :data:`WROTE_COOKIE`, so that its reads
-    go to the primaries for ``delay`` seconds. ``config``: the app's, for the path
-    and security of its session cookie, which this one shares.
-    """
-    if delay <= 0 or not has_request_context():
-        return
-    response.set_cookie(
-        WROTE_COOKIE,
-        f"{time.time() + delay:.3f}",
-        max_age=math.ceil(delay),
-        path=config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
-        secure=bool(config.get("SESSION_COOKIE_SECURE")),
-        httponly=True,
-        samesite="Lax",
-    )

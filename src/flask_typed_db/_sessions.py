@@ -23,12 +23,9 @@ from flask.globals import app_ctx
 from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Request
-from werkzeug.wrappers import Response
 
 from ._async_runner import close_async_session
-from ._replica_requests import WROTE_COOKIE
-from ._replica_requests import remember_writer
-from ._replica_requests import route_request
+from ._replica_requests import ReplicaRequests
 from .core import DatabaseCore
 from .core._session import A
 from .core._session import S
@@ -69,8 +66,8 @@ class AppState(Generic[S, A]):
 
     core: DatabaseCore[S, A]
     max_per_page: int | None
-    #: ``SQLALCHEMY_REPLICA_DELAY`` when the app has read replicas; ``None`` without.
-    replica_delay: float | None = None
+    #: The app's rules for requests, when it has read replicas.
+    replica_requests: ReplicaRequests | None = None
 
 
 class SessionLifetime(Generic[S, A]):
@@ -99,9 +96,8 @@ class SessionLifetime(Generic[S, A]):
         if session is None:
             state = self._state_of(context.app, "'db.session'")
             session = state.core.sessionmaker()
-            if state.replica_delay is not None and has_request_context():
-                request = current_request()
-                route_request(session, request.method, request.cookies.get(WROTE_COOKIE))
+            if state.replica_requests is not None and has_request_context():
+                state.replica_requests.route(session, current_request())
             setattr(context.g, self._g_session, session)
         return session
 
@@ -166,17 +162,6 @@ class SessionLifetime(Generic[S, A]):
             )
         # What it flushed and did not commit is rolled back, as at the context's end.
         session.close()
-
-    def _remember_writer(self, response: Response) -> Response:
-        """``after_request`` on apps with replicas: a response whose session committed a
-        write gives its client reads from the primaries for a while.
-        """
-        context = current_app_context()
-        session: S | None = context.g.get(self._g_session)
-        if session is not None and session.committed_write:
-            delay = self._state_of(context.app, "'db.session'").replica_delay
-            remember_writer(context.app.config, response, delay or 0.0)
-        return response
 
     def _close_session(self, exc: BaseException | None) -> None:
         context = current_app_context()

@@ -31,7 +31,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from collections.abc import Iterator
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -122,17 +121,26 @@ class Replicas:
         self._turns = itertools.count()
         #: When each replica may be tried again; 0 while it is up.
         self._down_until = [0.0] * len(engines)
+        #: Whether any is down: until one is, a session's pick looks at no clock.
+        self._any_down = False
         self._lock = threading.Lock()
 
-    def in_turn(self) -> Iterator[sa.Engine]:
+    def in_turn(self) -> tuple[sa.Engine, ...]:
         """The replicas that are up, starting with the one whose turn it is."""
         count = len(self.engines)
+        if count == 1 and not self._any_down:
+            return self.engines
         start = next(self._turns) % count
+        turn = self.engines[start:] + self.engines[:start]
+        if not self._any_down:
+            return turn
         now = time.monotonic()
-        for offset in range(count):
-            index = (start + offset) % count
-            if self._down_until[index] <= now:
-                yield self.engines[index]
+        down = {
+            engine
+            for engine, until in zip(self.engines, self._down_until, strict=True)
+            if until > now
+        }
+        return tuple(engine for engine in turn if engine not in down)
 
     def mark_down(self, engine: sa.Engine, error: BaseException) -> None:
         """Skip ``engine`` for 10 seconds (``RETRY_AFTER``); warn once per outage."""
@@ -140,6 +148,7 @@ class Replicas:
         with self._lock:
             was_up = self._down_until[index] == 0.0
             self._down_until[index] = time.monotonic() + RETRY_AFTER
+            self._any_down = True
         if was_up:
             # The engine's repr hides the URL's password; the error's first line is
             # the driver's (SQLAlchemy's message hides the password too).
@@ -154,10 +163,13 @@ class Replicas:
 
     def mark_up(self, engine: sa.Engine) -> None:
         """``engine`` answered: it is up again, if it was down."""
+        if not self._any_down:
+            return
         index = self.engines.index(engine)
         if self._down_until[index] != 0.0:
             with self._lock:
                 self._down_until[index] = 0.0
+                self._any_down = any(self._down_until)
             logger.warning(
                 "flask-typed-db: replica %s answers again.",
                 engine.url.render_as_string(hide_password=True),

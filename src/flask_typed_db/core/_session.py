@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
@@ -70,6 +71,10 @@ class RoutingSession(Session):
         #: Whether this session has committed a write (set by the commit, when replicas
         #: are configured): for read-your-writes beyond it.
         self.committed_write: bool = False
+        #: Called once, after the first commit of this session that wrote, when
+        #: replicas are configured: the Flask adapter sets it to give the client reads
+        #: from the primaries for a while.
+        self.on_write_committed: Callable[[], object] | None = None
         self._wrote = False
         self._replica_of: dict[str | None, Engine | None] = {}
 
@@ -187,6 +192,9 @@ def _note_committed_write(session: Session) -> None:
     if isinstance(session, RoutingSession) and session._wrote:  # pyright: ignore[reportPrivateUsage]  # this module's own class
         session.committed_write = True
         session._wrote = False  # pyright: ignore[reportPrivateUsage]  # this module's own class
+        callback, session.on_write_committed = session.on_write_committed, None
+        if callback is not None:
+            callback()
 
 
 event.listen(RoutingSession, "after_commit", _note_committed_write)
