@@ -18,6 +18,9 @@ from ._engine import create_engine
 from ._health import BindHealth
 from ._health import HealthReport
 from ._isolation import LazyLoadError
+from ._keyset import InvalidCursor
+from ._keyset import KeysetPage
+from ._keyset import keyset_paginate
 from ._naming import AutoTableName
 from ._naming import camel_to_snake_case
 from ._pagination import Pagination
@@ -38,6 +41,8 @@ __all__ = [
     "ConfigWarning",
     "DatabaseCore",
     "HealthReport",
+    "InvalidCursor",
+    "KeysetPage",
     "LazyLoadError",
     "ModelBase",
     "Pagination",
@@ -49,6 +54,7 @@ __all__ = [
     "camel_to_snake_case",
     "create_engine",
     "json_default",
+    "keyset_paginate",
     "metadatas_of",
     "paginate",
     "read_config",
