@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
-from flask import after_this_request
+import flask
 from flask import has_request_context
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
@@ -51,6 +52,12 @@ def replica_delay(config: Mapping[str, Any]) -> float:
             f" not {value!r}."
         )
     return float(value)
+
+
+#: Flask's ``after_this_request``, which Flask 3.0 leaves partly untyped.
+_after_this_request: Callable[[Callable[[Response], Response]], object] = getattr(  # noqa: B009  # typed here, not by Flask 3.0
+    flask, "after_this_request"
+)
 
 
 class ReplicaRequests:
@@ -89,7 +96,7 @@ class ReplicaRequests:
         # After a commit that wrote: the response gets the cookie. Nothing is spent on
         # the requests that do not write.
         if has_request_context():
-            after_this_request(self._set_cookie)
+            _after_this_request(self._set_cookie)
 
     def _set_cookie(self, response: Response) -> Response:
         response.set_cookie(
