@@ -68,6 +68,11 @@ def test_queries_page_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     listing = client.get("/users?per_page=1&page=2").get_json()
     assert listing == {"users": [{"id": 2, "name": "brian"}], "page": 2, "pages": 2, "total": 2}
     assert client.get("/users?page=3&per_page=1").status_code == 404
+    first = client.get("/users/by-key?per_page=1").get_json()
+    assert (first["users"], first["prev"]) == (["ada"], None)
+    second = client.get("/users/by-key", query_string={"per_page": 1, "after": first["next"]})
+    assert (second.get_json()["users"], second.get_json()["next"]) == (["brian"], None)
+    assert client.get("/users/by-key?after=forged").status_code == 400
 
 
 def test_json_page_examples_run_and_show_what_is_written(

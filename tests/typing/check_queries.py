@@ -22,7 +22,9 @@ from sqlalchemy.orm import registry
 from sqlalchemy.orm import selectinload
 
 from flask_typed_db import Database
+from flask_typed_db.core import KeysetPage
 from flask_typed_db.core import Pagination
+from flask_typed_db.core import keyset_paginate
 from flask_typed_db.core import paginate
 
 
@@ -142,3 +144,25 @@ def check_core_paginate(session: Session) -> None:
     assert_type(ids, Pagination[int])
     rows = paginate(session, sa.select(User.id, User.nickname), page=1, per_page=5)
     assert_type(rows.items[0].tuple(), tuple[int, str | None])
+
+
+def check_keyset_paginate(session: Session) -> None:
+    page = db.keyset_paginate(sa.select(User).order_by(User.id))
+    assert_type(page, KeysetPage[User])
+    assert_type(page.items, Sequence[User])
+    assert_type(iter(page), Iterator[User])
+    assert_type(page.has_next, bool)
+    assert_type(page.has_prev, bool)
+    assert_type(page.next_cursor, str | None)
+    assert_type(page.prev_cursor, str | None)
+    assert_type(page.per_page, int)
+    ids = db.keyset_paginate(sa.select(User.id).order_by(User.id), per_page=5, error_out=False)
+    assert_type(ids, KeysetPage[int])
+    rows = db.keyset_paginate(sa.select(User.id, User.name).order_by(User.id), max_per_page=50)
+    assert_type(rows.items[0].tuple(), tuple[int, str])
+    core_users = keyset_paginate(session, sa.select(User).order_by(User.id), per_page=20)
+    assert_type(core_users, KeysetPage[User])
+    core_rows = keyset_paginate(
+        session, sa.select(User.id, User.nickname).order_by(User.id), per_page=5, after=None
+    )
+    assert_type(core_rows.items[0].tuple(), tuple[int, str | None])

@@ -33,10 +33,12 @@ import uuid
 from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Generic
 from typing import TypeGuard
 from typing import TypeVar
+from typing import overload
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper
@@ -47,8 +49,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.elements import Label
 from sqlalchemy.sql.elements import UnaryExpression
 
+from ._select import T1
+from ._select import T2
+from ._select import Ts
 from ._select import execute_select
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+
+T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 #: The longest cursor accepted, in characters: a real one is far shorter.
@@ -97,9 +106,49 @@ class _Key:
     attribute: str | None
 
 
+@overload
+def keyset_paginate(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
+    session: Session,
+    statement: sa.Select[tuple[T]],
+    *,
+    per_page: int,
+    after: str | None = ...,
+    before: str | None = ...,
+    context: str = ...,
+) -> KeysetPage[T]: ...
+@overload
 def keyset_paginate(
     session: Session,
-    statement: Any,
+    statement: sa.Select[tuple[T1, T2, *Ts]],
+    *,
+    per_page: int,
+    after: str | None = ...,
+    before: str | None = ...,
+    context: str = ...,
+) -> KeysetPage[Row[tuple[T1, T2, *Ts]]]: ...
+@overload
+def keyset_paginate(
+    session: Session,
+    statement: sa.Select[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+    *,
+    per_page: int,
+    after: str | None = ...,
+    before: str | None = ...,
+    context: str = ...,
+) -> KeysetPage[T]: ...
+@overload
+def keyset_paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
+    session: Session,
+    statement: sa.Select[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    *,
+    per_page: int,
+    after: str | None = ...,
+    before: str | None = ...,
+    context: str = ...,
+) -> KeysetPage[Row[*Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+def keyset_paginate(
+    session: Session,
+    statement: Any,  # the overloads above type it; SQLAlchemy 2.0 and 2.1 spell it differently
     *,
     per_page: int,
     after: str | None = None,
