@@ -84,6 +84,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/requests_bench.py
 	$(BIN)/python benchmarks/async_bench.py
+	$(BIN)/python benchmarks/keyset_bench.py
 
 $(MIN_VENV)/.installed: pyproject.toml Makefile
 	$(call new_venv,$(MIN_VENV))
