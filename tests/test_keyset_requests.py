@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
 from flask_typed_db import Database
+from flask_typed_db._sessions import app_states
 
 
 class Base(DeclarativeBase):
@@ -43,7 +45,7 @@ class Listing:
 
 
 @pytest.fixture
-def listing_app(tmp_path: Path) -> Listing:
+def listing_app(tmp_path: Path) -> Iterator[Listing]:
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'keyset.db'}"
     app.config["SQLALCHEMY_MAX_PER_PAGE"] = 10
@@ -69,6 +71,18 @@ def listing_app(tmp_path: Path) -> Listing:
     def other() -> ResponseReturnValue:
         return listing()
 
+    @app.get("/async-entries")
+    async def async_entries() -> ResponseReturnValue:
+        page = await db.async_keyset_paginate(
+            sa.select(Entry).order_by(Entry.rank.desc(), Entry.id)
+        )
+        return {
+            "ids": [entry.id for entry in page.items],
+            "next": page.next_cursor,
+            "prev": page.prev_cursor,
+            "per_page": page.per_page,
+        }
+
     with app.app_context():
         db.create_all()
         db.session.add_all(Entry(id=number, rank=number % 3) for number in range(1, ENTRIES + 1))
@@ -76,7 +90,11 @@ def listing_app(tmp_path: Path) -> Listing:
         expected = db.session.scalars(
             sa.select(Entry.id).order_by(Entry.rank.desc(), Entry.id)
         ).all()
-    return Listing(app.test_client(), list(expected))
+    yield Listing(app.test_client(), list(expected))
+    # The async view's pooled connections, closed on the loop that made them.
+    app.ensure_sync(app_states(app)[db].core.async_dispose)()
+    with app.app_context():
+        db.engine.dispose()
 
 
 def page_of(client: FlaskClient, path: str, **query: object) -> dict[str, Any]:
@@ -126,3 +144,17 @@ def test_cursors_that_are_not_the_listings_are_400(listing_app: Listing) -> None
         assert answer.status_code == 400, query
     lenient = page_of(client, "/entries", after="garbage", lenient="1")
     assert lenient["ids"] == listing_app.expected[:10]
+
+
+def test_async_views_walk_the_same_pages(listing_app: Listing) -> None:
+    client = listing_app.client
+    answer = page_of(client, "/async-entries", per_page=6)
+    seen = list(answer["ids"])
+    while answer["next"] is not None:
+        answer = page_of(client, "/async-entries", per_page=6, after=answer["next"])
+        seen += answer["ids"]
+    assert seen == listing_app.expected
+    # The sync endpoint's cursors are not the async one's.
+    sync_cursor = page_of(client, "/entries", per_page=6)["next"]
+    assert client.get("/async-entries", query_string={"after": sync_cursor}).status_code == 400
+    assert client.get("/async-entries?per_page=0").status_code == 404

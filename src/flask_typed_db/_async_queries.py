@@ -10,6 +10,7 @@ session (see ``QueryHelpers.get_or_404``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -22,15 +23,18 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.interfaces import ORMOption
 
+from ._queries import cursors_of_request
 from ._queries import first_row
 from ._queries import identity_of
 from ._queries import is_past_the_last_page
+from ._queries import keyset_page_of
 from ._queries import one_row
 from ._queries import page_numbers
 from ._queries import page_of
 from ._queries import switched_on
 from ._queries import value_of
 from ._sessions import SessionLifetime
+from .core import KeysetPage
 from .core import Pagination
 from .core._identity import NO_ROW
 from .core._identity import needs_judging
@@ -240,6 +244,69 @@ class AsyncQueryHelpers(SessionLifetime[S, A]):
         if error_out and is_past_the_last_page(pagination, page):
             abort(404)
         return pagination
+
+    @overload
+    async def async_keyset_paginate(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # a select of one tuple matches the 2.1 form too
+        self,
+        statement: sa.Select[tuple[T]],
+        *,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+    ) -> KeysetPage[T]: ...
+    @overload
+    async def async_keyset_paginate(
+        self,
+        statement: sa.Select[tuple[T1, T2, *Ts]],
+        *,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+    ) -> KeysetPage[Row[tuple[T1, T2, *Ts]]]: ...
+    @overload
+    async def async_keyset_paginate(
+        self,
+        statement: sa.Select[T],  # type: ignore[type-var, unused-ignore]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+    ) -> KeysetPage[T]: ...
+    @overload
+    async def async_keyset_paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
+        self,
+        statement: sa.Select[*Ts],  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+        *,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+    ) -> KeysetPage[Row[*Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
+    async def async_keyset_paginate(
+        self,
+        statement: Any,  # typed by the overloads; SQLAlchemy 2.0 and 2.1 spell it differently
+        *,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
+        error_out: bool = True,
+    ) -> KeysetPage[Any]:
+        """:meth:`keyset_paginate` for async views, on :attr:`async_session`: the same
+        query-string cursors and page size, the same cap and the same 400s.
+        """
+        if max_per_page is None:
+            max_per_page = self._state("'db.async_keyset_paginate()'").max_per_page
+        _, per_page = page_numbers(1, per_page, max_per_page, error_out)
+        after, before, context = cursors_of_request(error_out)
+        run = functools.partial(
+            keyset_page_of,
+            self.async_session.sync_session,
+            statement,
+            per_page,
+            after=after,
+            before=before,
+            context=context,
+            error_out=error_out,
+        )
+        return await _greenlet_spawn(run)
 
 
 async def _greenlet_spawn(function: Callable[..., R], *args: Any) -> R:

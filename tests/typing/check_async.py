@@ -35,6 +35,7 @@ from sqlalchemy.orm import selectinload
 
 from flask_typed_db import Database
 from flask_typed_db.core import DatabaseCore
+from flask_typed_db.core import KeysetPage
 from flask_typed_db.core import Pagination
 from flask_typed_db.core import RoutingSession
 
@@ -243,3 +244,14 @@ async def check_core_with_custom_classes(settings: Mapping[str, object]) -> None
         assert_type(async_session, AuditedAsyncSession)
     async with both as same:
         assert_type(same, DatabaseCore[AuditedSession, AuditedAsyncSession])
+
+
+async def check_async_keyset_paginate() -> None:
+    page = await db.async_keyset_paginate(sa.select(User).order_by(User.id))
+    assert_type(page, KeysetPage[User])
+    ids = await db.async_keyset_paginate(sa.select(User.id).order_by(User.id), per_page=5)
+    assert_type(ids, KeysetPage[int])
+    rows = await db.async_keyset_paginate(
+        sa.select(User, User.id).order_by(User.id), max_per_page=50, error_out=False
+    )
+    assert_type(rows.items[0].tuple(), tuple[User, int])
