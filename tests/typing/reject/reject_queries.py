@@ -8,7 +8,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from flask_typed_db.core import KeysetPage
 from flask_typed_db.core import Pagination
+from flask_typed_db.core import keyset_paginate
 from flask_typed_db.core import paginate
 
 from .models import Book
@@ -57,3 +59,15 @@ def not_an_entity() -> None:
     db.get_or_404(sa.select(User), 1)  # expect: mypy[arg-type] pyright[reportArgumentType]
     book: Book = db.get_or_404(Shelf, 1)  # expect: mypy[assignment] pyright[reportAssignmentType]
     print(book)
+
+
+def keyset_pages(session: Session) -> None:
+    users = sa.select(User).order_by(User.id)
+    titles = sa.select(Book.title).order_by(Book.id)
+    books: KeysetPage[Book] = db.keyset_paginate(users)  # expect: mypy[assignment|arg-type] pyright[reportAssignmentType]
+    ints: KeysetPage[int] = keyset_paginate(session, titles, per_page=5)  # expect: mypy[assignment|arg-type] pyright[reportAssignmentType]
+    db.keyset_paginate(sa.select(Book).order_by(Book.id)).items[0].name  # expect: mypy[attr-defined] pyright[reportAttributeAccessIssue, reportUnknownMemberType]
+    db.keyset_paginate(sa.insert(User))  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    keyset_paginate(session, sa.union_all(sa.select(User), sa.select(User)), per_page=5)  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    cursor: int | None = db.keyset_paginate(users).next_cursor  # expect: mypy[assignment] pyright[reportAssignmentType]
+    print(books, ints, cursor)
