@@ -85,6 +85,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/requests_bench.py
 	$(BIN)/python benchmarks/async_bench.py
 	$(BIN)/python benchmarks/keyset_bench.py
+	$(BIN)/python benchmarks/replicas_bench.py
 
 $(MIN_VENV)/.installed: pyproject.toml Makefile
 	$(call new_venv,$(MIN_VENV))
