@@ -100,8 +100,12 @@ def test_async_engines_get_their_drivers_settings() -> None:
     for_psycopg, for_asyncpg = asyncio.run(main())
     assert for_psycopg["prepare_threshold"] is None
     assert for_asyncpg["statement_cache_size"] == 0
-    names = {for_asyncpg["prepared_statement_name_func"]() for _ in range(3)}
-    assert len(names) == 3
+    if "prepared_statement_name_func" in for_asyncpg:
+        names = {for_asyncpg["prepared_statement_name_func"]() for _ in range(3)}
+        assert len(names) == 3
+    else:
+        # SQLAlchemy 2.0.0 would hand the argument to asyncpg, which refuses it.
+        assert sa.__version__.startswith("2.0.")
     assert asyncpg.url.query["prepared_statement_cache_size"] == "0"
     assert not asyncpg.dialect.supports_server_side_cursors
     core.dispose()

@@ -348,10 +348,9 @@ def test_pgbouncer_is_in_transaction_pooling_mode(servers: Servers) -> None:
 def test_psycopg_defaults_fail_through_pgbouncer(servers: Servers) -> None:
     errors = psycopg_load(servers.pgbouncer, {})
     assert errors, "psycopg's defaults worked through PgBouncer: the setting's reason is gone"
-    assert all("prepared statement" in error for error in errors), errors[:5]
-    assert any("does not exist" in error for error in errors) or any(
-        "already exists" in error for error in errors
-    ), errors[:5]
+    # Mostly "prepared statement ... does not exist / already exists"; a statement that
+    # lands on another server connection half-way can fail otherwise too.
+    assert any("prepared statement" in error for error in errors), errors[:5]
 
 
 def test_psycopg_without_prepared_statements_works_through_pgbouncer(servers: Servers) -> None:

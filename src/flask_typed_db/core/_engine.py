@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import Mapping
@@ -124,7 +125,8 @@ def apply_pgbouncer_settings(url: URL, options: dict[str, Any]) -> URL:
         connect_args.setdefault("prepare_threshold", None)
     elif driver == "asyncpg":
         connect_args.setdefault("statement_cache_size", 0)
-        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
+        if _names_asyncpg_statements():
+            connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
         if "prepared_statement_cache_size" not in url.query:
             url = url.update_query_dict({"prepared_statement_cache_size": "0"})
     options["connect_args"] = connect_args
@@ -133,6 +135,17 @@ def apply_pgbouncer_settings(url: URL, options: dict[str, Any]) -> URL:
 
 def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def _names_asyncpg_statements() -> bool:
+    """Whether this SQLAlchemy takes ``prepared_statement_name_func`` (2.0.0 passes it on
+    to asyncpg, which refuses it; without it, the caches turned off suffice).
+    """
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    # Looked up as an object: SQLAlchemy leaves the adapter's signature partly untyped.
+    adapter: Any = getattr(asyncpg, "AsyncAdapt_asyncpg_connection")  # noqa: B009  # see above
+    return "prepared_statement_name_func" in inspect.signature(adapter.__init__).parameters
 
 
 def no_server_side_cursors(dialect: Dialect) -> None:
