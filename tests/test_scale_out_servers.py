@@ -20,11 +20,9 @@ import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from typing import NoReturn
 
 import psycopg
 import pytest
@@ -32,9 +30,8 @@ import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine
+from tests.scale_out import ScaleOut
 
-VARIABLES = ("TEST_PRIMARY_URL", "TEST_REPLICA_URL", "TEST_PGBOUNCER_URL")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 #: How long a row committed on the primary may take to show on the replica.
 REPLICATION_TIMEOUT = 10.0
 #: Concurrent clients through PgBouncer, more than its 4 server connections, and the
@@ -42,19 +39,6 @@ REPLICATION_TIMEOUT = 10.0
 #: after their fifth run (its ``prepare_threshold``).
 CLIENTS = 6
 EACH = 60
-
-
-@dataclass(frozen=True)
-class Servers:
-    primary: str
-    replica: str
-    pgbouncer: str
-
-
-def unavailable(message: str) -> NoReturn:
-    if IN_CI:
-        pytest.fail(f"{message} (CI=true: every server must be tested)", pytrace=False)
-    pytest.skip(message)
 
 
 def problem(url: str) -> str | None:
@@ -70,21 +54,10 @@ def problem(url: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def servers() -> Servers:
-    urls = {variable: os.environ.get(variable, "") for variable in VARIABLES}
-    missing = [variable for variable, url in urls.items() if not url]
-    if missing:
-        unavailable(
-            f"{', '.join(missing)} not set: start the servers with"
-            " 'tests/servers/scale_out.sh start' and eval \"$(tests/servers/scale_out.sh env)\""
-        )
-    for variable, url in urls.items():
-        reason = problem(url)
-        if reason is not None:
-            unavailable(f"the server at {variable} is unreachable: {reason}")
-    primary, replica, pgbouncer = (urls[variable] for variable in VARIABLES)
-    return Servers(primary, replica, pgbouncer)
+@pytest.fixture
+def servers(scale_out: ScaleOut) -> ScaleOut:
+    """The servers, from conftest's fixture: skipped without them, failed under CI."""
+    return scale_out
 
 
 def autocommit_engine(url: str) -> sa.Engine:
@@ -100,7 +73,7 @@ def eventually(check: Callable[[], bool], what: str) -> None:
 
 
 @pytest.fixture
-def table(servers: Servers) -> Iterator[str]:
+def table(servers: ScaleOut) -> Iterator[str]:
     """A table of this test's own on the primary, already replayed by the replica."""
     name = f"scale_out_smoke_{uuid.uuid4().hex[:12]}"
     primary = autocommit_engine(servers.primary)
@@ -133,7 +106,7 @@ def count(connection: sa.Connection, table: str, row_id: int) -> int:
     return found
 
 
-def insert_on_primary(servers: Servers, table: str, row_id: int) -> None:
+def insert_on_primary(servers: ScaleOut, table: str, row_id: int) -> None:
     engine = sa.create_engine(servers.primary, poolclass=sa.NullPool)
     try:
         with engine.begin() as connection:
@@ -162,7 +135,7 @@ def sqlstate(error: BaseException) -> str | None:
 # -- The replica ------------------------------------------------------------------------
 
 
-def test_the_replica_is_a_hot_standby(servers: Servers) -> None:
+def test_the_replica_is_a_hot_standby(servers: ScaleOut) -> None:
     engine = autocommit_engine(servers.replica)
     try:
         with engine.connect() as connection:
@@ -179,7 +152,7 @@ def test_the_replica_is_a_hot_standby(servers: Servers) -> None:
         engine.dispose()
 
 
-def test_a_row_written_on_the_primary_shows_on_the_replica(servers: Servers, table: str) -> None:
+def test_a_row_written_on_the_primary_shows_on_the_replica(servers: ScaleOut, table: str) -> None:
     insert_on_primary(servers, table, 1)
     engine = autocommit_engine(servers.replica)
     try:
@@ -189,7 +162,7 @@ def test_a_row_written_on_the_primary_shows_on_the_replica(servers: Servers, tab
         engine.dispose()
 
 
-def test_a_write_on_the_replica_fails_with_sqlstate_25006(servers: Servers, table: str) -> None:
+def test_a_write_on_the_replica_fails_with_sqlstate_25006(servers: ScaleOut, table: str) -> None:
     engine = sa.create_engine(servers.replica, poolclass=sa.NullPool)
     try:
         with pytest.raises(sa_exc.DBAPIError) as raised, engine.begin() as connection:
@@ -202,7 +175,7 @@ def test_a_write_on_the_replica_fails_with_sqlstate_25006(servers: Servers, tabl
 
 
 def test_a_write_on_the_replica_fails_with_sqlstate_25006_with_asyncpg(
-    servers: Servers, table: str
+    servers: ScaleOut, table: str
 ) -> None:
     pytest.importorskip("asyncpg")
     url = sa.make_url(servers.replica).set(drivername="postgresql+asyncpg")
@@ -220,7 +193,7 @@ def test_a_write_on_the_replica_fails_with_sqlstate_25006_with_asyncpg(
     assert sqlstate(raised.value) == "25006", raised.value
 
 
-def test_paused_replay_hides_a_new_row_until_resumed(servers: Servers, table: str) -> None:
+def test_paused_replay_hides_a_new_row_until_resumed(servers: ScaleOut, table: str) -> None:
     # How a test makes the replica stale on purpose, for as long as it needs.
     replica = autocommit_engine(servers.replica)
     primary = autocommit_engine(servers.primary)
@@ -262,7 +235,7 @@ def test_paused_replay_hides_a_new_row_until_resumed(servers: Servers, table: st
         primary.dispose()
 
 
-def test_the_replica_catches_up_after_being_stopped(servers: Servers, table: str) -> None:
+def test_the_replica_catches_up_after_being_stopped(servers: ScaleOut, table: str) -> None:
     # The script's own stop-replica and start-replica, which the replica tests use.
     script = os.environ.get("TEST_SCALE_OUT_SCRIPT") or str(
         Path(__file__).parent / "servers" / "scale_out.sh"
@@ -332,7 +305,7 @@ def psycopg_load(url: str, connect_args: dict[str, Any]) -> list[str]:
         engine.dispose()
 
 
-def test_pgbouncer_is_in_transaction_pooling_mode(servers: Servers) -> None:
+def test_pgbouncer_is_in_transaction_pooling_mode(servers: ScaleOut) -> None:
     url = sa.make_url(servers.pgbouncer)
     # PgBouncer's admin console, with psycopg alone: it takes SHOW commands, and none of
     # the queries SQLAlchemy runs on a new connection.
@@ -345,7 +318,7 @@ def test_pgbouncer_is_in_transaction_pooling_mode(servers: Servers) -> None:
     assert int(settings["default_pool_size"]) < CLIENTS
 
 
-def test_psycopg_defaults_fail_through_pgbouncer(servers: Servers) -> None:
+def test_psycopg_defaults_fail_through_pgbouncer(servers: ScaleOut) -> None:
     errors = psycopg_load(servers.pgbouncer, {})
     assert errors, "psycopg's defaults worked through PgBouncer: the setting's reason is gone"
     # Mostly "prepared statement ... does not exist / already exists"; a statement that
@@ -353,7 +326,7 @@ def test_psycopg_defaults_fail_through_pgbouncer(servers: Servers) -> None:
     assert any("prepared statement" in error for error in errors), errors[:5]
 
 
-def test_psycopg_without_prepared_statements_works_through_pgbouncer(servers: Servers) -> None:
+def test_psycopg_without_prepared_statements_works_through_pgbouncer(servers: ScaleOut) -> None:
     assert psycopg_load(servers.pgbouncer, {"prepare_threshold": None}) == []
 
 
@@ -383,14 +356,14 @@ def asyncpg_load(url: str, connect_args: dict[str, Any]) -> list[str]:
     return asyncio.run(run(create_async_engine(async_url, connect_args=connect_args)))
 
 
-def test_asyncpg_defaults_fail_through_pgbouncer(servers: Servers) -> None:
+def test_asyncpg_defaults_fail_through_pgbouncer(servers: ScaleOut) -> None:
     pytest.importorskip("asyncpg")
     errors = asyncpg_load(servers.pgbouncer, {})
     assert errors, "asyncpg's defaults worked through PgBouncer: the setting's reason is gone"
     assert all("prepared statement" in error for error in errors), errors[:5]
 
 
-def test_asyncpg_without_statement_caches_works_through_pgbouncer(servers: Servers) -> None:
+def test_asyncpg_without_statement_caches_works_through_pgbouncer(servers: ScaleOut) -> None:
     pytest.importorskip("asyncpg")
     # asyncpg's own cache off, and SQLAlchemy's (its asyncpg dialect's DBAPI argument): then
     # asyncpg prepares unnamed statements, which live only as long as the transaction.
