@@ -12,7 +12,6 @@ servers fail instead, as in ``conftest.py``.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import threading
 import time
@@ -21,7 +20,6 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -237,9 +235,7 @@ def test_paused_replay_hides_a_new_row_until_resumed(servers: ScaleOut, table: s
 
 def test_the_replica_catches_up_after_being_stopped(servers: ScaleOut, table: str) -> None:
     # The script's own stop-replica and start-replica, which the replica tests use.
-    script = os.environ.get("TEST_SCALE_OUT_SCRIPT") or str(
-        Path(__file__).parent / "servers" / "scale_out.sh"
-    )
+    script = servers.script
 
     def run(action: str) -> None:
         done = subprocess.run(
