@@ -34,7 +34,9 @@ def test_quick_run_agrees_and_reports_every_row(postgresql_url: str) -> None:
         "offset page 1,000",
         "keyset page 1,000",
         "offset page 1 with count",
+        "offset page 1 with estimate",
         "the count alone",
+        "the estimate alone",
     ]
     assert lines[-1].startswith("targets: keyset page 1,000 / keyset page 1 = ")
 

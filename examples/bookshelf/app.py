@@ -59,7 +59,8 @@ MAX_LOAN_DAYS = 60
 _ISBN13 = re.compile(r"97[89]\d{10}")
 
 #: The catalogue's order, with what book_json() reads: each book's author and current
-#: loan, loaded in two queries (plus the count when a page is full).
+#: loan, loaded in two queries (plus the count when a page of the API is full). The id
+#: makes the order unique, as keyset pagination needs.
 BOOKS_BY_TITLE = (
     sa.select(Book)
     .options(joinedload(Book.author), selectinload(Book.current_loan))
@@ -96,7 +97,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 @catalogue.get("/")
 def index() -> ResponseReturnValue:
-    return render_template("index.html", page=books_page(), today=utcnow().date())
+    # Keyset pagination: "Next" and "Previous" links carry a cursor (?after=, ?before=)
+    # instead of a page number, so a page deep in a big catalogue costs what the first
+    # does, and a book added meanwhile never shifts a title onto two pages.
+    page = db.keyset_paginate(BOOKS_BY_TITLE)
+    return render_template("index.html", page=page, today=utcnow().date())
 
 
 # -- JSON API --------------------------------------------------------------------------

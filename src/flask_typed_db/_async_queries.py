@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
+from typing import Literal
 from typing import TypeVar
 from typing import overload
 
@@ -186,7 +187,7 @@ class AsyncQueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[T]: ...
     @overload
     async def async_paginate(
@@ -197,7 +198,7 @@ class AsyncQueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[Row[tuple[T1, T2, *Ts]]]: ...
     @overload
     async def async_paginate(
@@ -208,7 +209,7 @@ class AsyncQueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[T]: ...
     @overload
     async def async_paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
@@ -219,7 +220,7 @@ class AsyncQueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[Row[*Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
     async def async_paginate(
         self,
@@ -229,7 +230,7 @@ class AsyncQueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[Any]:
         """:meth:`paginate` for async views, on :attr:`async_session`: the same
         query-string rules (``?page=``, ``?per_page=``), the same cap

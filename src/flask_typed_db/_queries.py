@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from typing import Literal
 from typing import TypeVar
 from typing import cast
 from typing import overload
@@ -234,7 +235,7 @@ class QueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[T]: ...
     @overload
     def paginate(
@@ -245,7 +246,7 @@ class QueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[Row[tuple[T1, T2, *Ts]]]: ...
     @overload
     def paginate(
@@ -256,7 +257,7 @@ class QueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[T]: ...
     @overload
     def paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
@@ -267,7 +268,7 @@ class QueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[Row[*Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
     def paginate(
         self,
@@ -277,7 +278,7 @@ class QueryHelpers(SessionLifetime[S, A]):
         per_page: int | None = None,
         max_per_page: int | None = None,
         error_out: bool = True,
-        count: bool = True,
+        count: bool | Literal["estimate"] = True,
     ) -> Pagination[Any]:
         """Return one page of ``statement``, numbered by the request's query string.
 
@@ -294,7 +295,8 @@ class QueryHelpers(SessionLifetime[S, A]):
             means no limit).
         :param error_out: Abort with 404 on bad numbers and pages past the last.
         :param count: Count the total; with ``False``, ``total`` is ``None`` and
-            ``pages`` is 0.
+            ``pages`` is 0. ``"estimate"``: PostgreSQL's planner estimate instead of a
+            count, in ``estimated_total`` (see :doc:`/queries`).
         """
         if max_per_page is None:
             max_per_page = self._state("'db.paginate()'").max_per_page
@@ -439,7 +441,11 @@ def one_row(session: Session, statement: Any) -> Row[Any] | None:
 
 
 def page_of(
-    session: Session, statement: Any, page: int, per_page: int, count: bool
+    session: Session,
+    statement: Any,
+    page: int,
+    per_page: int,
+    count: bool | Literal["estimate"],
 ) -> Pagination[Any]:
     """Page ``page`` of ``statement``, its lookups judged."""
     statement = with_lookups_judged(statement, session)

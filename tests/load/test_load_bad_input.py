@@ -139,14 +139,27 @@ def test_bad_page_numbers_never_get_a_500_nor_an_unbounded_page(
         for path in ["/api/books", "/"]
         for query in queries
     }
+    # The list page is keyset-paginated: its cursors are bad input too, a 400.
+    answers |= {
+        ("/", query): fetch(server.port, "GET", f"/?{query}")
+        for query in [
+            f"{name}={quote(value, safe='')}"
+            for value in BAD_NUMBERS
+            for name in ["after", "before"]
+        ]
+    }
 
     assert {
-        key: answer.status for key, answer in answers.items() if answer.status not in {200, 404}
+        key: answer.status
+        for key, answer in answers.items()
+        if answer.status not in ({200, 404} if key[0] == "/api/books" else {200, 400, 404})
     } == {}
+    # A keyset page reads one row more than it shows, to know whether a next one exists.
+    most = {"/api/books": MAX_PER_PAGE, "/": MAX_PER_PAGE + 1}
     unbounded = {
         key: limits(answer)
         for key, answer in answers.items()
-        if any(limit > MAX_PER_PAGE for limit in limits(answer))
+        if any(limit > most[key[0]] for limit in limits(answer))
         or (answer.status == 200 and not limits(answer))
     }
     assert unbounded == {}

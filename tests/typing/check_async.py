@@ -172,6 +172,8 @@ async def check_async_paginate() -> None:
     assert_type(ids, Pagination[int])
     names = await db.async_paginate(sa.select(User.nickname), error_out=False, count=False)
     assert_type(names, Pagination[str | None])
+    about = await db.async_paginate(sa.select(User.nickname), count="estimate")
+    assert_type(about, Pagination[str | None])
     rows = await db.async_paginate(sa.select(User, User.id))
     assert_type(rows.items[0].tuple(), tuple[User, int])
 

@@ -128,6 +128,9 @@ def check_paginate() -> None:
     assert_type(names, Pagination[str])
     rows = db.paginate(sa.select(User.id, User.name), error_out=False, count=False)
     assert_type(rows.items[0].tuple(), tuple[int, str])
+    about = db.paginate(sa.select(User.id), count="estimate")
+    assert_type(about, Pagination[int])
+    assert_type(about.estimated_total, int | None)
     # A page of one entity is a page of a supertype too: Pagination is covariant.
     assert_type(items_of(page), Sequence[Base])
 
@@ -142,6 +145,8 @@ def check_core_paginate(session: Session) -> None:
     assert_type(users.items, Sequence[User])
     ids = paginate(session, sa.select(User.id), page=3, per_page=5, count=False)
     assert_type(ids, Pagination[int])
+    about = paginate(session, sa.select(User), page=9, per_page=5, count="estimate")
+    assert_type(about, Pagination[User])
     rows = paginate(session, sa.select(User.id, User.nickname), page=1, per_page=5)
     assert_type(rows.items[0].tuple(), tuple[int, str | None])
 

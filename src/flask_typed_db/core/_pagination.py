@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Generic
+from typing import Literal
 from typing import TypeVar
 from typing import overload
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ._estimate import estimated_count
+from ._estimate import exact_count
 from ._select import T1
 from ._select import T2
 from ._select import Ts
@@ -49,15 +52,24 @@ class Pagination(Generic[T_co]):
     page: int
     #: The most items a page holds.
     per_page: int
-    #: How many items all the pages hold, or ``None`` when counting was switched off.
+    #: How many items all the pages hold, or ``None`` when counting was switched off
+    #: or only estimated.
     total: int | None
+    #: With ``count="estimate"``, about how many items all the pages hold: PostgreSQL's
+    #: planner estimate, made to agree with this page (at least one more than this
+    #: page's last item when there is a next page, exact when this page is the last).
+    #: ``None`` otherwise. Never a count: show it as "about".
+    estimated_total: int | None = None
 
     @property
     def pages(self) -> int:
-        """How many pages there are; 0 when there are no items or no :attr:`total`."""
-        if not self.total:
+        """How many pages there are, by :attr:`total` or else :attr:`estimated_total`;
+        0 when there are no items or neither.
+        """
+        total = self.total if self.total is not None else self.estimated_total
+        if not total:
             return 0
-        return math.ceil(self.total / self.per_page)
+        return math.ceil(total / self.per_page)
 
     @property
     def first(self) -> int:
@@ -83,7 +95,9 @@ class Pagination(Generic[T_co]):
 
     @property
     def has_next(self) -> bool:
-        """Whether there is a page after this one. Always false without a :attr:`total`."""
+        """Whether there is a page after this one: exact with a :attr:`total` or an
+        :attr:`estimated_total`, always false with neither.
+        """
         return self.page < self.pages
 
     @property
@@ -136,7 +150,7 @@ def paginate(  # type: ignore[overload-overlap, unused-ignore]  # pyright: ignor
     *,
     page: int,
     per_page: int,
-    count: bool = ...,
+    count: bool | Literal["estimate"] = ...,
 ) -> Pagination[T]: ...
 @overload
 def paginate(
@@ -145,7 +159,7 @@ def paginate(
     *,
     page: int,
     per_page: int,
-    count: bool = ...,
+    count: bool | Literal["estimate"] = ...,
 ) -> Pagination[Row[tuple[T1, T2, *Ts]]]: ...
 @overload
 def paginate(
@@ -154,7 +168,7 @@ def paginate(
     *,
     page: int,
     per_page: int,
-    count: bool = ...,
+    count: bool | Literal["estimate"] = ...,
 ) -> Pagination[T]: ...
 @overload
 def paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: ignore[reportOverlappingOverload]  # mypy takes T for *Ts; pyright, only on 2.0
@@ -163,7 +177,7 @@ def paginate(  # type: ignore[overload-cannot-match, unused-ignore]  # pyright: 
     *,
     page: int,
     per_page: int,
-    count: bool = ...,
+    count: bool | Literal["estimate"] = ...,
 ) -> Pagination[Row[*Ts]]: ...  # type: ignore[valid-type, type-arg, unused-ignore]  # pyright: ignore[reportInvalidTypeArguments, reportInvalidTypeForm]  # SQLAlchemy 2.0 rejects the 2.1 form
 def paginate(
     session: Session,
@@ -171,7 +185,7 @@ def paginate(
     *,
     page: int,
     per_page: int,
-    count: bool = True,
+    count: bool | Literal["estimate"] = True,
 ) -> Pagination[Any]:
     """Run one page of ``statement`` on ``session``.
 
@@ -188,12 +202,17 @@ def paginate(
     :param page: The 1-based page number.
     :param per_page: The most items on a page.
     :param count: Count the total (``False``: :attr:`Pagination.total` is ``None``).
+        ``"estimate"``: on PostgreSQL, ask the planner instead (one ``EXPLAIN``, which
+        reads no rows) and set :attr:`Pagination.estimated_total`, leaving ``total``
+        ``None``; elsewhere the estimate is an exact count.
     :raises ValueError: If ``page`` or ``per_page`` is less than 1.
     """
     if page < 1:
         raise ValueError(f"page must be 1 or more, not {page}.")
     if per_page < 1:
         raise ValueError(f"per_page must be 1 or more, not {per_page}.")
+    if count == "estimate":
+        return _estimated_page(session, statement, page, per_page)
     offset = (page - 1) * per_page
     items: Sequence[Any] = []
     merged = False
@@ -207,8 +226,29 @@ def paginate(
         elif not items and page == 1:
             total = 0
         else:
-            total = _count(session, statement)
+            total = exact_count(session, statement)
     return Pagination(items=items, page=page, per_page=per_page, total=total)
+
+
+def _estimated_page(session: Session, statement: Any, page: int, per_page: int) -> Pagination[Any]:
+    """Page ``page``, and an estimated total that agrees with it: one more row is
+    fetched, so whether a next page exists is known, not estimated.
+    """
+    offset = (page - 1) * per_page
+    items: Sequence[Any] = []
+    if offset <= MAX_OFFSET:
+        items, _ = _fetch_items(session, statement, offset, per_page + 1)
+    seen = offset + min(len(items), per_page)
+    if len(items) > per_page:
+        items = items[:per_page]
+        estimate = max(estimated_count(session, statement), seen + 1)
+    elif items or page == 1:
+        estimate = seen  # this page is the last: the total is known
+    else:  # past the last page: the rows end somewhere before it
+        estimate = min(estimated_count(session, statement), offset)
+    return Pagination(
+        items=items, page=page, per_page=per_page, total=None, estimated_total=estimate
+    )
 
 
 def _fetch_items(
@@ -223,13 +263,3 @@ def _fetch_items(
     # One entity or column a row: the items are those; several: the rows.
     items = result.scalars().all() if len(result.keys()) == 1 else result.all()
     return items, merges_rows(result)
-
-
-#: ``SELECT count(*)``, built once: statements are immutable, and building
-#: ``func.count()`` (about 7 µs) costs more than the rest of the count statement.
-_COUNT = sa.select(sa.func.count())
-
-
-def _count(session: Session, statement: Any) -> int:
-    counted = statement.order_by(None).subquery()
-    return session.execute(_COUNT.select_from(counted)).scalar_one()

@@ -41,6 +41,8 @@ import sqlalchemy as sa
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.selectable import GenerativeSelect
 
+from ._explain import Explain
+
 logger = logging.getLogger("flask_typed_db")
 
 #: Seconds a replica that refused a connection is skipped before it is tried again.
@@ -54,8 +56,10 @@ _primary_blocks: ContextVar[int] = ContextVar("flask_typed_db_primary_blocks", d
 
 def only_reads(clause: ClauseElement | None) -> bool:
     """Whether ``clause`` is a statement a replica can run: a ``SELECT`` (or a ``UNION``
-    of them) that locks nothing.
+    of them) that locks nothing, or the ``EXPLAIN`` of one.
     """
+    if isinstance(clause, Explain):
+        clause = clause.statement
     # _for_update_arg is where SQLAlchemy keeps with_for_update(); no public accessor.
     return isinstance(clause, GenerativeSelect) and clause._for_update_arg is None  # pyright: ignore[reportPrivateUsage]
 

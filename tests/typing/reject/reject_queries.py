@@ -48,6 +48,13 @@ def not_a_select(session: Session) -> None:
     paginate(session, sa.delete(User), page=1, per_page=5)  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
 
 
+def not_a_count_option(session: Session) -> None:
+    db.paginate(sa.select(User), count="approximate")  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    paginate(session, sa.select(User), page=1, per_page=5, count="exact")  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    about: int = db.paginate(sa.select(User)).estimated_total  # expect: mypy[assignment] pyright[reportAssignmentType]
+    print(about)
+
+
 def statements_besides_select() -> None:
     inserted = sa.insert(User).values(name="ann").returning(User.id)
     name: str = db.one_or_404(inserted)  # expect: mypy[assignment] pyright[reportAssignmentType]
