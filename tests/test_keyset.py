@@ -10,11 +10,14 @@ import datetime
 import itertools
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import Session
@@ -24,6 +27,7 @@ from flask_typed_db.core import DatabaseCore
 from flask_typed_db.core import InvalidCursor
 from flask_typed_db.core import KeysetPage
 from flask_typed_db.core import keyset_paginate
+from flask_typed_db.core._keyset import _compares_row_values  # pyright: ignore[reportPrivateUsage]  # the decision alone, without a server of each kind
 
 
 class Base(DeclarativeBase):
@@ -325,3 +329,24 @@ def test_the_seek_is_a_row_value_comparison_of_bound_parameters(session: Session
     for text in (seek_same, seek_mixed):
         assert "2003" not in text
         assert "2000" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "dbapi", "compares"),
+    [
+        ("postgresql", None, True),
+        ("mysql", None, True),
+        ("sqlite", SimpleNamespace(sqlite_version_info=(3, 45, 1)), True),
+        ("sqlite", SimpleNamespace(sqlite_version_info=(3, 15, 0)), True),
+        ("sqlite", SimpleNamespace(sqlite_version_info=(3, 14, 2)), False),
+        ("sqlite", None, False),
+    ],
+)
+def test_row_values_are_compared_where_the_sessions_database_can(
+    name: str, dbapi: object, compares: bool
+) -> None:
+    """Decided by the dialect the statement runs on, and for SQLite by the library its
+    driver uses: not by the Python process's own sqlite3 module.
+    """
+    dialect = cast("Dialect", SimpleNamespace(name=name, dbapi=dbapi))
+    assert _compares_row_values(dialect) is compares

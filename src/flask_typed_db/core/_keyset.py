@@ -28,7 +28,6 @@ import datetime
 import decimal
 import hashlib
 import json
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -53,8 +52,10 @@ from ._select import T1
 from ._select import T2
 from ._select import Ts
 from ._select import execute_select
+from ._session import dialect_of
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
     from sqlalchemy.engine import Row
 
 T = TypeVar("T")
@@ -179,7 +180,8 @@ def keyset_paginate(
     seeking = statement
     if cursor is not None:
         values = _decode(cursor, keys, fingerprint)
-        seeking = statement.where(_past(keys, values, backward=backward))
+        row_values = _compares_row_values(dialect_of(session, clause=statement))
+        seeking = statement.where(_past(keys, values, backward=backward, row_values=row_values))
     if backward:
         seeking = seeking.order_by(None).order_by(
             *(key.expression.asc() if key.descending else key.expression.desc() for key in keys)
@@ -332,10 +334,12 @@ def _fingerprint(keys: Sequence[_Key], context: str) -> str:
     return base64.urlsafe_b64encode(digest[:9]).decode()
 
 
-def _past(keys: Sequence[_Key], values: Sequence[Any], *, backward: bool) -> ColumnElement[bool]:
+def _past(
+    keys: Sequence[_Key], values: Sequence[Any], *, backward: bool, row_values: bool
+) -> ColumnElement[bool]:
     """The rows after ``values`` in the ordering (before them, ``backward``), as bound
     parameters: one row-value comparison when every column goes the same way and the
-    database compares row values, else the expanded form.
+    database compares ``row_values``, else the expanded form.
     """
     params = [
         sa.bindparam(None, value, type_=key.column.type)
@@ -347,7 +351,7 @@ def _past(keys: Sequence[_Key], values: Sequence[Any], *, backward: bool) -> Col
         return key.expression < param if descending else key.expression > param
 
     directions = {key.descending for key in keys}
-    if len(keys) > 1 and len(directions) == 1 and _row_values_compare():
+    if len(keys) > 1 and len(directions) == 1 and row_values:
         descending = keys[0].descending != backward
         columns = sa.tuple_(*(key.expression for key in keys))
         bound = sa.tuple_(*params)
@@ -360,9 +364,15 @@ def _past(keys: Sequence[_Key], values: Sequence[Any], *, backward: bool) -> Col
     return sa.or_(*alternatives)
 
 
-def _row_values_compare() -> bool:
-    # PostgreSQL, MySQL and MariaDB do; SQLite from 3.15.
-    return sqlite3.sqlite_version_info >= (3, 15)
+def _compares_row_values(dialect: Dialect) -> bool:
+    """Whether ``dialect``'s database compares row values: PostgreSQL, MySQL and
+    MariaDB do; SQLite from 3.15, by the version of the library its driver uses.
+    """
+    if dialect.name != "sqlite":
+        return True
+    # Every SQLite driver module has it; without one, the expanded form is safe.
+    version: tuple[int, ...] = getattr(dialect.dbapi, "sqlite_version_info", ())
+    return version >= (3, 15)
 
 
 # -- Cursors ------------------------------------------------------------------------------
