@@ -14,6 +14,7 @@ pytest_plugins = ["pytester"]
 CONFTEST = """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 
@@ -43,6 +44,8 @@ class Book(Base):
 
 
 database = Database(Base)
+#: What the app's on_commit callbacks announced: stands in for a job queue.
+ANNOUNCED: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +61,13 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     @app.post("/shelves/<name>")
     def add_shelf(name: str) -> dict[str, str]:
         database.session.add(Shelf(name=name, books=[Book()]))
+        database.session.commit()
+        return {"name": name}
+
+    @app.post("/announced/<name>")
+    def add_announced_shelf(name: str) -> dict[str, str]:
+        database.session.add(Shelf(name=name))
+        database.on_commit(functools.partial(ANNOUNCED.append, name))
         database.session.commit()
         return {"name": name}
 
@@ -244,6 +254,31 @@ def test_marked_test_fails_on_lazy_load_and_unmarked_passes(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(
         ["*LazyLoadError: Lazy load from Shelf*", "FAILED test_lazy.py::test_marked_lazy_load*"]
     )
+
+
+ON_COMMIT_TESTS = """
+from conftest import ANNOUNCED
+
+
+def test_a_callbacks_run_when_the_view_commits(isolated_db, app):
+    app.test_client().post("/announced/fiction")
+    assert ANNOUNCED == ["fiction"]
+
+
+def test_b_the_fixture_captures_them_instead(on_commit_callbacks, app):
+    app.test_client().post("/announced/poetry")
+    assert ANNOUNCED == ["fiction"]
+    assert len(on_commit_callbacks) == 1
+    on_commit_callbacks[0]()
+    assert ANNOUNCED == ["fiction", "poetry"]
+"""
+
+
+def test_on_commit_callbacks_fixture_captures_what_commits_made_due(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(pytester, test_on_commit=ON_COMMIT_TESTS)
+    result.assert_outcomes(passed=2)
 
 
 def test_plugin_is_inert_without_app_and_db_fixtures(pytester: pytest.Pytester) -> None:

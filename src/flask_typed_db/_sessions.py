@@ -91,7 +91,7 @@ class SessionLifetime(Generic[S, A]):
         The same object for the whole context; closed at its teardown, so anything not
         committed is rolled back.
         """
-        context = _app_context("'db.session'")
+        context = app_context_for("'db.session'")
         session: S | None = context.g.get(self._g_session)
         if session is None:
             state = self._state_of(context.app, "'db.session'")
@@ -112,7 +112,7 @@ class SessionLifetime(Generic[S, A]):
         :raises RuntimeError: If the bind's async driver is not installed; the message
             names the package.
         """
-        context = _app_context("'db.async_session'")
+        context = app_context_for("'db.async_session'")
         session: A | None = context.g.get(self._g_async_session)
         if session is None:
             core = self._state_of(context.app, "'db.async_session'").core
@@ -124,7 +124,7 @@ class SessionLifetime(Generic[S, A]):
     def _state(self, what: str, app: Flask | None = None) -> AppState[S, A]:
         """This Database's state for ``app``, or for the current app if not given."""
         if app is None:
-            return self._state_of(_app_context(what).app, what)
+            return self._state_of(app_context_for(what).app, what)
         registered = app_states(app).get(self)
         if registered is None:
             raise RuntimeError(
@@ -203,7 +203,7 @@ if sys.platform != "win32":
     os.register_at_fork(after_in_child=_forget_parent_sessions)
 
 
-def _app_context(what: str) -> AppContext:
+def app_context_for(what: str) -> AppContext:
     """The current app context; ``what`` needs one, the error says."""
     try:
         return current_app_context()

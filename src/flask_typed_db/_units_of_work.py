@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Generator
+from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
@@ -25,11 +26,16 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from ._sessions import SessionLifetime
+from ._sessions import app_context_for
 from ._sessions import current_app_context
 from ._transactions import committed_by
 from ._transactions import committing
 from ._transactions import is_manual
 from ._transactions import mark_manual
+from .core._on_commit import Callback
+from .core._on_commit import async_on_commit
+from .core._on_commit import captured_on_commit
+from .core._on_commit import on_commit
 from .core._session import A
 from .core._session import S
 
@@ -111,6 +117,43 @@ class UnitsOfWork(SessionLifetime[S, A]):
         session = self.session
         with session.begin_nested():
             yield session
+
+    def on_commit(self, callback: Callback, *, raise_errors: bool = False) -> None:
+        """Run ``callback()`` once :attr:`session`'s transaction has committed; drop it
+        if the transaction rolls back (teardown's rollback included)::
+
+            db.session.add(loan)
+            db.on_commit(functools.partial(send_confirmation.delay, loan_id=loan.id))
+
+        Inside :meth:`savepoint`, it is dropped with a SAVEPOINT rolled back and waits
+        for the outer commit when the SAVEPOINT is released. With no transaction in
+        progress, it runs at once. Callbacks run in registration order after the
+        commit, :meth:`commit_on_success`'s included, with the session usable. An
+        exception in one is logged with its name and does not fail the request, unless
+        ``raise_errors=True``. See :doc:`/transactions`.
+        """
+        app_context_for("'db.on_commit()'")
+        on_commit(self.session, callback, raise_errors=raise_errors)
+
+    async def async_on_commit(self, callback: Callback, *, raise_errors: bool = False) -> None:
+        """:meth:`on_commit` for :attr:`async_session`, in an ``async def`` view: the
+        callback may be an ``async def`` function, awaited on the session's loop.
+        """
+        app_context_for("'db.async_on_commit()'")
+        await async_on_commit(self.async_session, callback, raise_errors=raise_errors)
+
+    def captured_on_commit(self, *, run: bool = False) -> AbstractContextManager[list[Callback]]:
+        """For tests: the list of callbacks that become due inside the block (their
+        transaction committed), not run unless ``run=True``::
+
+            with db.captured_on_commit() as callbacks:
+                client.post("/loans", json={"book_id": 1})
+            assert [callback.func for callback in callbacks] == [send_confirmation.delay]
+
+        Under :meth:`test_isolation`, where a commit releases a SAVEPOINT, callbacks
+        otherwise run when the code under test commits, as in production.
+        """
+        return captured_on_commit(run=run)
 
     def _committing(self, view: Callable[..., Any]) -> Callable[..., Any]:
         return committing(view, self._end_unit_of_work, self._end_async_unit_of_work, self)

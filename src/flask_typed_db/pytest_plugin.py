@@ -22,6 +22,8 @@ A project opts in by defining two fixtures, ``app`` and ``db``, in its ``conftes
 Then a test takes ``isolated_db`` (everything it does, through any number of requests,
 is rolled back at its end) or ``db_session`` (the same, plus an app context and its
 session). ``@pytest.mark.forbid_lazy_loads`` makes any lazy load in the test raise.
+``on_commit_callbacks`` is the list of ``db.on_commit()`` callbacks the test's commits
+made due, captured instead of run.
 
 For async views, ``async_db_session`` is the async session of that app context. The
 test stays a plain ``def``: it runs its coroutines with ``app.ensure_sync(func)()``, on
@@ -41,6 +43,7 @@ reads through ``async_db_session``, what a sync view reads through ``db_session`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -93,3 +96,13 @@ def async_db_session(isolated_db: Database, app: Flask) -> Iterator[AsyncSession
     """
     with app.app_context():
         yield isolated_db.async_session
+
+
+@pytest.fixture
+def on_commit_callbacks(isolated_db: Database) -> Iterator[list[Callable[[], object]]]:
+    """The callbacks that ``db.on_commit()`` (or the core's) made due during the test,
+    in order, without running them: see :meth:`flask_typed_db.Database.captured_on_commit`.
+    Call them to run them.
+    """
+    with isolated_db.captured_on_commit() as callbacks:
+        yield callbacks

@@ -23,6 +23,9 @@ from ._keyset import KeysetPage
 from ._keyset import keyset_paginate
 from ._naming import AutoTableName
 from ._naming import camel_to_snake_case
+from ._on_commit import async_on_commit
+from ._on_commit import captured_on_commit
+from ._on_commit import on_commit
 from ._pagination import Pagination
 from ._pagination import paginate
 from ._recording import RecordedQuery
@@ -51,11 +54,14 @@ __all__ = [
     "Replicas",
     "RoutingSession",
     "apply_backend_defaults",
+    "async_on_commit",
     "camel_to_snake_case",
+    "captured_on_commit",
     "create_engine",
     "json_default",
     "keyset_paginate",
     "metadatas_of",
+    "on_commit",
     "paginate",
     "read_config",
 ]
