@@ -201,6 +201,21 @@ def test_transactions_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None
     assert namespace["names"] == ["Poetry", "Essays", "Drama"]
 
 
+def test_after_commit_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace = run_examples("after-commit.md", monkeypatch)
+    confirmed = namespace["confirmed"]
+    # The worker's order, then the one the test ran itself from the captured list.
+    assert confirmed == [1, 1]
+    app = namespace["app"]
+    assert isinstance(app, Flask)
+    client = app.test_client()
+    assert client.post("/orders", data={"item": "nothing"}).status_code == 422
+    assert confirmed == [1, 1]
+    created = client.post("/orders", data={"item": "kettle"})
+    assert created.status_code == 201
+    assert confirmed == [1, 1, created.get_json()["id"]]
+
+
 def test_migrating_page_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The app's SQLite files go to its instance folder, found from here.
     monkeypatch.chdir(tmp_path)

@@ -351,3 +351,27 @@ def test_dropped_callbacks_are_not_kept(core: DatabaseCore) -> None:
         gc.collect()
         assert dropped() is None
         session.commit()
+
+
+def test_under_core_isolation_they_run_when_the_code_commits(core: DatabaseCore) -> None:
+    """A commit there releases a SAVEPOINT of the test's transaction: callbacks run as in
+    production, and see the row (on the test's connection), which is gone afterwards.
+    """
+    found: list[list[str]] = []
+    with core.test_isolation():
+        with core.sessionmaker() as session:
+            session.add(Order(id=1, reference="a"))
+            on_commit(
+                session,
+                lambda: found.append(list(session.scalars(sa.select(Order.reference)))),
+            )
+            on_commit(session, lambda: found.append(["second"]))
+            with session.begin_nested() as savepoint:
+                on_commit(session, lambda: found.append(["rolled back"]))
+                savepoint.rollback()
+            session.commit()
+        with core.sessionmaker() as session:
+            session.add(Order(id=2, reference="b"))
+            on_commit(session, lambda: found.append(["uncommitted"]))
+    assert found == [["a"], ["second"]]
+    assert Calls(core.engine).stored() == []

@@ -6,6 +6,7 @@ Run it with ``flask --app bookshelf.app init-db --seed`` then
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -228,6 +229,11 @@ def lend_book(book_id: int) -> ResponseReturnValue:
     now = utcnow()
     loan = Loan(book=book, borrower=borrower, lent_at=now, due_on=now.date() + timedelta(days))
     db.session.add(loan)
+    db.session.flush()  # gives the loan its id
+    # Confirmed once the loan is saved, never for a loan a failed commit did not save.
+    # In a real app this enqueues a job (send_confirmation.delay(loan.id) with Celery),
+    # which then cannot run before the loan is visible to the worker.
+    db.on_commit(functools.partial(confirm_loan, loan.id))
     db.session.commit()
     # commit() expired the loan: reload its columns in one query to write them.
     db.session.refresh(loan)
@@ -319,6 +325,22 @@ def init_db_command(with_seed: bool) -> None:
 def books_page() -> Pagination[Book]:
     """The page of :data:`BOOKS_BY_TITLE` the query string asks for."""
     return db.paginate(BOOKS_BY_TITLE)
+
+
+def confirm_loan(loan_id: int) -> None:
+    """Tell the borrower their loan is saved: here, a line in the app's log. Runs after
+    the commit, so the loan it reads is the saved one.
+    """
+    loan = db.session.get(Loan, loan_id)
+    if loan is None:  # deleted since: nothing to confirm
+        return
+    current_app.logger.info(
+        "Loan %d confirmed: %r to %s, due %s.",
+        loan.id,
+        loan.book.title,
+        loan.borrower,
+        loan.due_on.isoformat(),
+    )
 
 
 def json_body() -> Mapping[str, object]:

@@ -32,7 +32,6 @@ from ._transactions import committed_by
 from ._transactions import committing
 from ._transactions import is_manual
 from ._transactions import mark_manual
-from .core._on_commit import Callback
 from .core._on_commit import async_on_commit
 from .core._on_commit import captured_on_commit
 from .core._on_commit import on_commit
@@ -118,7 +117,7 @@ class UnitsOfWork(SessionLifetime[S, A]):
         with session.begin_nested():
             yield session
 
-    def on_commit(self, callback: Callback, *, raise_errors: bool = False) -> None:
+    def on_commit(self, callback: Callable[[], object], *, raise_errors: bool = False) -> None:
         """Run ``callback()`` once :attr:`session`'s transaction has committed; drop it
         if the transaction rolls back (teardown's rollback included)::
 
@@ -130,19 +129,23 @@ class UnitsOfWork(SessionLifetime[S, A]):
         progress, it runs at once. Callbacks run in registration order after the
         commit, :meth:`commit_on_success`'s included, with the session usable. An
         exception in one is logged with its name and does not fail the request, unless
-        ``raise_errors=True``. See :doc:`/transactions`.
+        ``raise_errors=True``. See :doc:`/after-commit`.
         """
         app_context_for("'db.on_commit()'")
         on_commit(self.session, callback, raise_errors=raise_errors)
 
-    async def async_on_commit(self, callback: Callback, *, raise_errors: bool = False) -> None:
+    async def async_on_commit(
+        self, callback: Callable[[], object], *, raise_errors: bool = False
+    ) -> None:
         """:meth:`on_commit` for :attr:`async_session`, in an ``async def`` view: the
         callback may be an ``async def`` function, awaited on the session's loop.
         """
         app_context_for("'db.async_on_commit()'")
         await async_on_commit(self.async_session, callback, raise_errors=raise_errors)
 
-    def captured_on_commit(self, *, run: bool = False) -> AbstractContextManager[list[Callback]]:
+    def captured_on_commit(
+        self, *, run: bool = False
+    ) -> AbstractContextManager[list[Callable[[], object]]]:
         """For tests: the list of callbacks that become due inside the block (their
         transaction committed), not run unless ``run=True``::
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import html as html_module
+import logging
 import re
 from datetime import datetime
 from datetime import timedelta
@@ -17,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from bookshelf.app import confirm_loan
 from bookshelf.app import create_app
 from bookshelf.app import db
 from bookshelf.models import Author
@@ -320,6 +323,39 @@ def test_lend_book(app: Flask, client: FlaskClient) -> None:
     book = json_of(client.get(f"/api/books/{book_id}"))
     assert book["available"] is False
     assert book["due_on"] == loan["due_on"]
+
+
+def test_a_loan_is_confirmed_once_saved(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    book_id = add_book(app)
+
+    with caplog.at_level(logging.INFO, logger=app.logger.name):
+        response = client.post(f"/api/books/{book_id}/loans", json={"borrower": "Ada"})
+        refused = client.post(f"/api/books/{book_id}/loans", json={"borrower": "Grace"})
+
+    loan = json_of(response)
+    assert refused.status_code == 409
+    confirmations = [r.getMessage() for r in caplog.records if "confirmed" in r.getMessage()]
+    assert confirmations == [
+        f"Loan {loan['id']} confirmed: 'Solaris' to Ada, due {loan['due_on']}."
+    ]
+
+
+def test_the_confirmation_waits_for_the_commit(app: Flask, client: FlaskClient) -> None:
+    """Captured, the confirmation is due only once the view committed the loan."""
+    book_id = add_book(app)
+
+    with db.captured_on_commit() as due:
+        response = client.post(f"/api/books/{book_id}/loans", json={"borrower": "Ada"})
+
+    assert response.status_code == 201
+    assert [
+        (callback.func, callback.args)
+        for callback in due
+        if isinstance(callback, functools.partial)
+    ] == [(confirm_loan, (json_of(response)["id"],))]
+    assert len(due) == 1
 
 
 def test_lend_book_for_the_default_period(app: Flask, client: FlaskClient) -> None:

@@ -122,7 +122,9 @@ class _Pending:
             session._trans_context_manager = block  # pyright: ignore[reportPrivateUsage]
 
 
-def on_commit(session: Session, callback: Callback, *, raise_errors: bool = False) -> None:
+def on_commit(
+    session: Session, callback: Callable[[], object], *, raise_errors: bool = False
+) -> None:
     """Run ``callback()`` once ``session``'s outermost transaction has committed.
 
     Registered inside a SAVEPOINT (``begin_nested()``), the callback is dropped if the
@@ -155,7 +157,7 @@ def on_commit(session: Session, callback: Callback, *, raise_errors: bool = Fals
 
 
 async def async_on_commit(
-    session: AsyncSession, callback: Callback, *, raise_errors: bool = False
+    session: AsyncSession, callback: Callable[[], object], *, raise_errors: bool = False
 ) -> None:
     """:func:`on_commit` for an :class:`~sqlalchemy.ext.asyncio.AsyncSession`: the same
     rules, and a callback may be an ``async def`` function, awaited on the session's
@@ -188,7 +190,7 @@ def _register(
 
 
 @contextmanager
-def captured_on_commit(*, run: bool = False) -> Generator[list[Callback], None, None]:
+def captured_on_commit(*, run: bool = False) -> Generator[list[Callable[[], object]], None, None]:
     """Collect the callbacks that become due inside the block, for a test to look at.
 
     The list holds each callback whose transaction committed inside the block (or
