@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
 
 from flask_typed_db.core import DatabaseCore
@@ -375,3 +376,30 @@ def test_under_core_isolation_they_run_when_the_code_commits(core: DatabaseCore)
             on_commit(session, lambda: found.append(["uncommitted"]))
     assert found == [["a"], ["second"]]
     assert Calls(core.engine).stored() == []
+
+
+def test_a_commit_that_fails_at_commit_time_drops_them(postgresql_url: str) -> None:
+    """A deferred constraint is checked by the COMMIT itself, after every flush went
+    through: the callbacks must wait for the COMMIT's answer, not the flush's.
+    """
+    engine = sa.create_engine(postgresql_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TABLE on_commit_deferred (id integer PRIMARY KEY, code integer,"
+                " CONSTRAINT on_commit_deferred_code UNIQUE (code)"
+                " DEFERRABLE INITIALLY DEFERRED)"
+            )
+        ran: list[str] = []
+        with Session(engine) as session:
+            session.execute(sa.text("INSERT INTO on_commit_deferred VALUES (1, 7), (2, 7)"))
+            on_commit(session, lambda: ran.append("deferred"))
+            with pytest.raises(IntegrityError):
+                session.commit()
+            session.rollback()
+            session.execute(sa.text("INSERT INTO on_commit_deferred VALUES (3, 8)"))
+            on_commit(session, lambda: ran.append("kept"))
+            session.commit()
+        assert ran == ["kept"]
+    finally:
+        engine.dispose()
