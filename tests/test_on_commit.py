@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
@@ -403,3 +404,33 @@ def test_a_commit_that_fails_at_commit_time_drops_them(postgresql_url: str) -> N
         assert ran == ["kept"]
     finally:
         engine.dispose()
+
+
+def test_session_classes_listened_to_in_any_order_run_callbacks_once(
+    core: DatabaseCore, calls: Calls
+) -> None:
+    """A subclass first, then its base; and a session with listeners of its own."""
+
+    class Audited(Session):
+        pass
+
+    class AuditedMore(Audited):
+        pass
+
+    seen_commits: list[str] = []
+
+    def own_listener(session: Session) -> None:
+        seen_commits.append("own")
+
+    for session_class in (AuditedMore, Audited):
+        with session_class(core.engine) as session:
+            event.listen(session, "after_commit", own_listener)
+            session.add(Order(id=len(calls.seen) + 1, reference=session_class.__name__))
+            on_commit(session, calls(session_class.__name__))
+            session.commit()
+    with AuditedMore(core.engine) as session:
+        session.add(Order(id=3, reference="again"))
+        on_commit(session, calls("again"))
+        session.commit()
+    assert calls.names == ["AuditedMore", "Audited", "again"]
+    assert seen_commits == ["own", "own"]
