@@ -294,3 +294,27 @@ def test_async_views(database_url: str, instance_path: Path) -> None:
     finally:
         dispose_async_engines(app)
     assert outbox.sent == [("ada", ["ada"])]
+
+
+def test_async_views_with_commit_on_success(database_url: str, instance_path: Path) -> None:
+    app, db = make_app(database_url, instance_path)
+    outbox = Outbox(app, db)
+
+    @app.post("/lend/<int:status>")
+    @db.commit_on_success
+    async def lend(status: int) -> ResponseReturnValue:
+        db.async_session.add(Loan(id=status, borrower=f"borrower {status}"))
+
+        async def enqueue() -> None:
+            outbox.sent.append((f"sent {status}", outbox.stored()))
+
+        await db.async_on_commit(enqueue)
+        return "", status
+
+    client = app.test_client()
+    try:
+        assert client.post("/lend/201").status_code == 201
+        assert client.post("/lend/409").status_code == 409
+    finally:
+        dispose_async_engines(app)
+    assert outbox.sent == [("sent 201", ["borrower 201"])]
