@@ -434,3 +434,22 @@ def test_session_classes_listened_to_in_any_order_run_callbacks_once(
         session.commit()
     assert calls.names == ["AuditedMore", "Audited", "again"]
     assert seen_commits == ["own", "own"]
+
+
+def test_a_coroutine_returned_on_a_sync_session_is_an_error_not_a_lost_job(
+    core: DatabaseCore, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    async def enqueue() -> None:
+        ran.append("enqueued")
+
+    with core.sessionmaker() as session:
+        session.add(Order(id=1, reference="a"))
+        on_commit(session, lambda: enqueue())  # noqa: PLW0108  # hides that it is async
+        with caplog.at_level(logging.ERROR, logger="flask_typed_db"):
+            session.commit()
+    assert ran == []
+    (record,) = caplog.records
+    assert record.exc_info is not None
+    assert "returned a coroutine" in str(record.exc_info[1])

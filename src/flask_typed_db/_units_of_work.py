@@ -151,7 +151,8 @@ class UnitsOfWork(SessionLifetime[S, A]):
 
             with db.captured_on_commit() as callbacks:
                 client.post("/loans", json={"book_id": 1})
-            assert [callback.func for callback in callbacks] == [send_confirmation.delay]
+            assert len(callbacks) == 1
+            callbacks[0]()  # run it, if the test wants to
 
         Under :meth:`test_isolation`, where a commit releases a SAVEPOINT, callbacks
         otherwise run when the code under test commits, as in production.

@@ -244,29 +244,40 @@ def captured_on_commit(*, run: bool = False) -> Generator[list[Callable[[], obje
 
 def _run(entries: list[_Entry]) -> None:
     captures = _captures.get()
-    error: BaseException | None = None
+    error: Exception | None = None
     for entry in entries:
         for capture in captures:
             capture.callbacks.append(entry.callback)
         if captures and not all(capture.run for capture in captures):
             continue
         try:
-            result = entry.callback()
-            if entry.awaits and inspect.isawaitable(result):
-                from sqlalchemy.util import await_only  # async sessions only
-
-                await_only(result)
+            _call(entry)
         except Exception as raised:
             if entry.raise_errors:
                 error = error or raised
                 continue
             logger.exception(
                 "The on_commit callback %s raised after the commit; the data is saved,"
-                " the other callbacks ran.",
+                " and the other callbacks still run.",
                 name_of(entry.callback),
             )
     if error is not None:
         raise error
+
+
+def _call(entry: _Entry) -> None:
+    result = entry.callback()
+    if entry.awaits and inspect.isawaitable(result):
+        from sqlalchemy.util import await_only  # async sessions only
+
+        await_only(result)
+    elif inspect.iscoroutine(result):
+        result.close()  # never started: no "never awaited" warning later
+        raise TypeError(
+            f"{name_of(entry.callback)} returned a coroutine, which nothing awaits on a"
+            " sync session: register it with 'await db.async_on_commit()' on the async"
+            " session instead."
+        )
 
 
 def name_of(callback: Callable[..., object]) -> str:
