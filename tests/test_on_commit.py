@@ -11,6 +11,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -453,3 +454,41 @@ def test_a_coroutine_returned_on_a_sync_session_is_an_error_not_a_lost_job(
     (record,) = caplog.records
     assert record.exc_info is not None
     assert "returned a coroutine" in str(record.exc_info[1])
+
+
+class AuditBase(DeclarativeBase):
+    metadata = sa.MetaData(info={"bind_key": "audit"})
+
+
+class AuditEntry(AuditBase):
+    __tablename__ = "on_commit_audit_entry"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+
+
+def test_with_two_binds_they_run_once_both_are_committed(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_BINDS": {"audit": f"sqlite:///{tmp_path / 'audit.db'}"},
+    }
+    with DatabaseCore(settings, Base, AuditBase) as core:
+        core.create_all()
+        seen: list[tuple[list[str], list[int]]] = []
+
+        def look() -> None:
+            with core.engine.connect() as orders, core.get_engine("audit").connect() as audit:
+                seen.append(
+                    (
+                        list(orders.scalars(sa.select(Order.reference))),
+                        list(audit.scalars(sa.select(AuditEntry.id))),
+                    )
+                )
+
+        with core.sessionmaker() as session:
+            session.add_all([Order(id=1, reference="a"), AuditEntry(id=7)])
+            on_commit(session, look)
+            session.flush()
+            assert seen == []
+            session.commit()
+        assert seen == [(["a"], [7])]
