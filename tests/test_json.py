@@ -449,6 +449,21 @@ def test_page_of_entities(engine: sa.Engine, session: Session) -> None:
     }
 
 
+def test_an_estimated_page_says_so(engine: sa.Engine, session: Session) -> None:
+    page = paginate(
+        session, sa.select(Volume.id).order_by(Volume.id), page=1, per_page=2, count="estimate"
+    )
+
+    written = to_json(page)
+
+    assert isinstance(written, dict)
+    # On SQLite the "estimate" is the count; the key is what marks it.
+    assert (written["total"], written["estimated_total"], written["pages"]) == (None, 3, 2)
+    counted = to_json(paginate(session, sa.select(Volume.id), page=1, per_page=2))
+    assert isinstance(counted, dict)
+    assert "estimated_total" not in counted
+
+
 def test_page_of_rows_is_written_by_label(engine: sa.Engine, session: Session) -> None:
     statement = sa.select(Volume.id, Volume.title.label("name")).order_by(Volume.id)
     page = paginate(session, statement, page=1, per_page=2)

@@ -201,6 +201,7 @@ def test_plain_app_keeps_flasks_json() -> None:
         "page": 1,
         "per_page": 5,
         "total": 1,
+        "estimated_total": None,
     }
 
 

@@ -54,7 +54,8 @@ def json_default(value: object) -> object:
       cycles; the same instance in two branches appears in both. A column or
       relationship whose ``info`` has ``"private": True`` is never written.
     - A :class:`Pagination` becomes ``{"items", "page", "per_page", "total", "pages",
-      "has_prev", "has_next", "prev_num", "next_num"}``.
+      "has_prev", "has_next", "prev_num", "next_num"}``, and ``"estimated_total"`` for a
+      page counted with ``count="estimate"``.
     - A :class:`~sqlalchemy.engine.Row` or :class:`~sqlalchemy.engine.RowMapping`
       becomes an object of its labels.
     - ``datetime``, ``date`` and ``time`` become ISO 8601 strings (``isoformat()``);
@@ -92,7 +93,7 @@ def _sqlalchemy_json(value: object) -> dict[str, object]:
 
 
 def _page_json(page: Pagination[object]) -> dict[str, object]:
-    return {
+    written: dict[str, object] = {
         "items": list(page.items),
         "page": page.page,
         "per_page": page.per_page,
@@ -103,6 +104,10 @@ def _page_json(page: Pagination[object]) -> dict[str, object]:
         "prev_num": page.prev_num,
         "next_num": page.next_num,
     }
+    if page.estimated_total is not None:
+        # Only for count="estimate": a client sees the guess named as one.
+        written["estimated_total"] = page.estimated_total
+    return written
 
 
 def _instance_json(state: InstanceState[Any], path: _Path) -> dict[str, object]:
