@@ -122,6 +122,7 @@ class UnitsOfWork(SessionLifetime[S, A]):
         if the transaction rolls back (teardown's rollback included)::
 
             db.session.add(loan)
+            db.session.flush()  # the loan's id
             db.on_commit(functools.partial(send_confirmation.delay, loan_id=loan.id))
 
         Inside :meth:`savepoint`, it is dropped with a SAVEPOINT rolled back and waits
