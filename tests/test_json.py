@@ -457,8 +457,12 @@ def test_an_estimated_page_says_so(engine: sa.Engine, session: Session) -> None:
     written = to_json(page)
 
     assert isinstance(written, dict)
-    # On SQLite the "estimate" is the count; the key is what marks it.
-    assert (written["total"], written["estimated_total"], written["pages"]) == (None, 3, 2)
+    # The key is what marks it (on SQLite the "estimate" is the count; on PostgreSQL
+    # the planner's guess for a table it has never analysed).
+    assert written["total"] is None
+    assert written["estimated_total"] == page.estimated_total
+    assert page.estimated_total is not None
+    assert written["pages"] == page.pages
     counted = to_json(paginate(session, sa.select(Volume.id), page=1, per_page=2))
     assert isinstance(counted, dict)
     assert "estimated_total" not in counted

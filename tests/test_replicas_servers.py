@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -256,9 +257,26 @@ def read_through(core: DatabaseCore) -> Callable[[int], None]:
 
 
 def test_pgbouncer_fails_with_the_defaults(scale_out: ScaleOut, tables: None) -> None:
-    # The reason for the setting: the same load without it.
-    with DatabaseCore({"SQLALCHEMY_DATABASE_URI": scale_out.pgbouncer}, Base) as core:
-        errors = hammer(read_through(core))
+    """The reason for the setting, made certain rather than left to a race: two
+    connections run the same statement in turns, one transaction at a time. PgBouncer
+    hands both the server connection used last (it reuses them last in, first out), so
+    the second prepares, under psycopg's own statement name, a statement the first
+    already prepared there.
+    """
+    statement = sa.select(Ledger.note).where(Ledger.id == 1)
+    errors: list[str] = []
+    with (
+        DatabaseCore({"SQLALCHEMY_DATABASE_URI": scale_out.pgbouncer}, Base) as core,
+        core.engine.connect() as first,
+        core.engine.connect() as second,
+    ):
+        for connection in (first, second):
+            for _ in range(8):  # psycopg prepares a statement at its sixth run
+                try:
+                    with connection.begin():
+                        connection.execute(statement)
+                except sa_exc.DBAPIError as error:
+                    errors.append(str(error.orig))
     assert any("prepared statement" in error for error in errors), errors[:3]
 
 
@@ -270,7 +288,20 @@ def test_pgbouncer_setting_makes_psycopg_work_under_concurrency(
         assert hammer(read_through(core)) == []
 
 
-@pytest.mark.parametrize("pgbouncer", [False, True])
+#: SQLAlchemy before 2.0.58 (seen on 2.0.0, 2.0.25 and 2.0.46; not on 2.0.58 or 2.1)
+#: leaves the asyncpg connections it invalidates after the errors of PgBouncer without
+#: our setting to the garbage collector, which warns at some later point, up to the
+#: process's exit: there, the defaults' failure is shown by newer versions only.
+_SQLALCHEMY_VERSION = tuple(int(part) for part in re.findall(r"\d+", sa.__version__)[:3])
+_LEAKS_INVALIDATED_ASYNCPG = pytest.mark.skipif(
+    _SQLALCHEMY_VERSION < (2, 0, 58),
+    reason="SQLAlchemy < 2.0.58 leaves invalidated asyncpg connections unclosed",
+)
+
+
+@pytest.mark.parametrize(
+    "pgbouncer", [pytest.param(False, marks=_LEAKS_INVALIDATED_ASYNCPG), True]
+)
 def test_pgbouncer_with_asyncpg(scale_out: ScaleOut, tables: None, pgbouncer: bool) -> None:
     pytest.importorskip("asyncpg")
     async_url = sa.make_url(scale_out.pgbouncer).set(drivername="postgresql+asyncpg")
