@@ -81,6 +81,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_PATH))
     # jsonify() writes models and pages: what the query loaded, never a lazy load.
     app.json = ModelJSONProvider(app)
+    if app.logger.level == logging.NOTSET:
+        # The app's own news (a loan confirmed) shows in 'flask run', as warnings do.
+        app.logger.setLevel(logging.INFO)
     app.config.from_mapping(database_settings())
     if config is not None:
         app.config.from_mapping(config)

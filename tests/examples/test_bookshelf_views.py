@@ -342,6 +342,11 @@ def test_a_loan_is_confirmed_once_saved(
     ]
 
 
+def test_the_confirmations_show_in_flask_run(app: Flask) -> None:
+    """Flask's logger passes only warnings unless told otherwise: the example tells it."""
+    assert app.logger.isEnabledFor(logging.INFO)
+
+
 def test_the_confirmation_waits_for_the_commit(app: Flask, client: FlaskClient) -> None:
     """Captured, the confirmation is due only once the view committed the loan."""
     book_id = add_book(app)
