@@ -40,7 +40,8 @@ class Pagination(Generic[T_co]):
     """One page of a select's results, and where it stands among the others.
 
     Immutable; its attributes and :meth:`iter_pages` follow Flask-SQLAlchemy 3.1's
-    ``Pagination`` exactly, so templates written for it keep working. Iterating over
+    ``Pagination`` exactly (plus :attr:`estimated_total`, which it lacks), so templates
+    written for it keep working. Iterating over
     the page iterates over :attr:`items`. Like Flask-SQLAlchemy's, a page is always
     true, even an empty one: test ``page.items`` or ``page.total`` instead.
     """
