@@ -54,14 +54,12 @@ dropped before and after.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -98,6 +96,9 @@ from benchmarks.requests_bench import Workload
 from benchmarks.requests_bench import balanced_orders
 from benchmarks.requests_bench import process_range
 from benchmarks.requests_bench import ratio
+from benchmarks.requests_bench import run_worker
+from benchmarks.requests_bench import settings_from_command_line
+from benchmarks.requests_bench import sizes_parser
 
 from flask_typed_db import Database
 
@@ -384,17 +385,8 @@ def measure_in_processes(url: str, async_url: str | None, settings: Settings) ->
 
 def _run_worker(url: str, async_url: str | None, settings: Settings) -> Result:
     """Run :func:`measure` in a new Python process, and return what it measured."""
-    job = json.dumps({"url": url, "async_url": async_url, "settings": asdict(settings)})
-    # PYTHONHASHSEED unset: each process draws its own seed, as a deployment's would.
-    environ = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
-    finished = subprocess.run(
-        [sys.executable, __file__],
-        env={**environ, WORKER_VARIABLE: job},
-        stdout=subprocess.PIPE,
-        text=True,
-        check=True,
-    )
-    data = json.loads(finished.stdout.splitlines()[-1])
+    job = {"url": url, "async_url": async_url, "settings": asdict(settings)}
+    data = run_worker(__file__, WORKER_VARIABLE, job)
     return Result(
         times=data["times"],
         connections=data["connections"],
@@ -615,22 +607,13 @@ def backends(directory: Path) -> dict[str, tuple[str, str | None]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Per-request cost of async views.")
-    parser.add_argument("--processes", type=int, default=FULL.processes)
-    parser.add_argument("--rounds", type=int, default=FULL.rounds, help="rounds per process")
-    parser.add_argument("--batch", type=int, default=FULL.batch, help="requests per timing")
+    parser = sizes_parser("Per-request cost of async views.", FULL)
     parser.add_argument(
         "--breakdown", action="store_true", help="time variants that take the async request apart"
     )
-    parser.add_argument("--quick", action="store_true", help="a few rounds, to smoke-test")
     args = parser.parse_args(argv)
-    if min(args.processes, args.rounds, args.batch) < 1:
-        parser.error("--processes, --rounds and --batch must be 1 or more")
     settings = replace(
-        QUICK
-        if args.quick
-        else replace(FULL, processes=args.processes, rounds=args.rounds, batch=args.batch),
-        breakdown=args.breakdown,
+        settings_from_command_line(parser, args, FULL, QUICK), breakdown=args.breakdown
     )
     packages = (
         "flask",

@@ -43,13 +43,11 @@ the rows written to the primary only and awaited on the replica. The tables are 
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +57,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
 from dataclasses import dataclass
-from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
@@ -84,6 +81,9 @@ from benchmarks.requests_bench import balanced_orders
 from benchmarks.requests_bench import create_tables
 from benchmarks.requests_bench import process_range
 from benchmarks.requests_bench import ratio
+from benchmarks.requests_bench import run_worker
+from benchmarks.requests_bench import settings_from_command_line
+from benchmarks.requests_bench import sizes_parser
 
 from flask_typed_db import Database
 
@@ -292,17 +292,8 @@ def measure_in_processes(backend: Backend, settings: Settings) -> Result:
 
 def _run_worker(backend: Backend, settings: Settings) -> Result:
     """Run :func:`measure` in a new Python process, and return what it measured."""
-    job = json.dumps({"backend": asdict(backend), "settings": asdict(settings)})
-    # PYTHONHASHSEED unset: each process draws its own seed, as a deployment's would.
-    environ = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
-    finished = subprocess.run(
-        [sys.executable, __file__],
-        env={**environ, WORKER_VARIABLE: job},
-        stdout=subprocess.PIPE,
-        text=True,
-        check=True,
-    )
-    data = json.loads(finished.stdout.splitlines()[-1])
+    job = {"backend": asdict(backend), "settings": asdict(settings)}
+    data = run_worker(__file__, WORKER_VARIABLE, job)
     return Result(
         times=data["times"],
         statements={
@@ -529,19 +520,8 @@ def backends(directory: Path) -> list[Backend]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Per-request cost of read-replica routing.")
-    parser.add_argument("--processes", type=int, default=FULL.processes)
-    parser.add_argument("--rounds", type=int, default=FULL.rounds, help="rounds per process")
-    parser.add_argument("--batch", type=int, default=FULL.batch, help="requests per timing")
-    parser.add_argument("--quick", action="store_true", help="a few rounds, to smoke-test")
-    args = parser.parse_args(argv)
-    if min(args.processes, args.rounds, args.batch) < 1:
-        parser.error("--processes, --rounds and --batch must be 1 or more")
-    settings = (
-        QUICK
-        if args.quick
-        else replace(FULL, processes=args.processes, rounds=args.rounds, batch=args.batch)
-    )
+    parser = sizes_parser("Per-request cost of read-replica routing.", FULL)
+    settings = settings_from_command_line(parser, parser.parse_args(argv), FULL, QUICK)
     packages = ("flask", "werkzeug", "sqlalchemy", "psycopg")
     print(
         f"Python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; "

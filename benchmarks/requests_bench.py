@@ -68,6 +68,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
+from typing import Protocol
+from typing import TypeVar
 from unittest import mock
 
 import flask_sqlalchemy
@@ -536,19 +539,63 @@ def measure_in_processes(url: str, settings: Settings) -> Result:
     return Result(times, first.counts, first.memory_growth, checked_out)
 
 
-def _run_worker(url: str, settings: Settings) -> Result:
-    """Run :func:`measure` in a new Python process, and return what it measured."""
-    job = json.dumps({"url": url, "settings": asdict(settings)})
+class Sizes(Protocol):
+    """What :func:`settings_from_command_line` sets of a bench's frozen ``Settings``."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def processes(self) -> int: ...
+    @property
+    def rounds(self) -> int: ...
+    @property
+    def batch(self) -> int: ...
+
+
+SizesT = TypeVar("SizesT", bound=Sizes)
+
+
+def sizes_parser(description: str, full: Sizes) -> argparse.ArgumentParser:
+    """The command line every per-request bench takes: how much to measure."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--processes", type=int, default=full.processes)
+    parser.add_argument("--rounds", type=int, default=full.rounds, help="rounds per process")
+    parser.add_argument("--batch", type=int, default=full.batch, help="requests per timing")
+    parser.add_argument("--quick", action="store_true", help="a few rounds, to smoke-test")
+    return parser
+
+
+def settings_from_command_line(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, full: SizesT, quick: SizesT
+) -> SizesT:
+    """``quick`` for ``--quick``, else ``full`` with the sizes the command line gave."""
+    if min(args.processes, args.rounds, args.batch) < 1:
+        parser.error("--processes, --rounds and --batch must be 1 or more")
+    if args.quick:
+        return quick
+    return replace(full, processes=args.processes, rounds=args.rounds, batch=args.batch)
+
+
+def run_worker(script: str, variable: str, job: Mapping[str, object]) -> Any:
+    """Run ``script`` in a new Python process, with ``job`` as JSON in the environment
+    variable ``variable`` (not an argument: a URL's password does not belong on a command
+    line), and return the JSON of the last line it printed.
+    """
     # PYTHONHASHSEED unset: each process draws its own seed, as a deployment's would.
     environ = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
     finished = subprocess.run(
-        [sys.executable, __file__],
-        env={**environ, WORKER_VARIABLE: job},
+        [sys.executable, script],
+        env={**environ, variable: json.dumps(job)},
         stdout=subprocess.PIPE,
         text=True,
         check=True,
     )
-    data = json.loads(finished.stdout.splitlines()[-1])
+    return json.loads(finished.stdout.splitlines()[-1])
+
+
+def _run_worker(url: str, settings: Settings) -> Result:
+    """Run :func:`measure` in a new Python process, and return what it measured."""
+    data = run_worker(__file__, WORKER_VARIABLE, {"url": url, "settings": asdict(settings)})
     return Result(
         times=data["times"],
         counts={
@@ -786,19 +833,8 @@ def backends(directory: Path) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Per-request cost against the field.")
-    parser.add_argument("--processes", type=int, default=FULL.processes)
-    parser.add_argument("--rounds", type=int, default=FULL.rounds, help="rounds per process")
-    parser.add_argument("--batch", type=int, default=FULL.batch, help="requests per timing")
-    parser.add_argument("--quick", action="store_true", help="a few rounds, to smoke-test")
-    args = parser.parse_args(argv)
-    if min(args.processes, args.rounds, args.batch) < 1:
-        parser.error("--processes, --rounds and --batch must be 1 or more")
-    settings = (
-        QUICK
-        if args.quick
-        else replace(FULL, processes=args.processes, rounds=args.rounds, batch=args.batch)
-    )
+    parser = sizes_parser("Per-request cost against the field.", FULL)
+    settings = settings_from_command_line(parser, parser.parse_args(argv), FULL, QUICK)
     packages = ("flask", "werkzeug", "sqlalchemy", "flask-sqlalchemy", "flask-sqlalchemy-lite")
     print(
         f"Python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; "
