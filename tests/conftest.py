@@ -25,23 +25,14 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from tests.scale_out import SCALE_OUT_VARIABLES  # once the path has tests
 from tests.scale_out import ScaleOut  # once the path has tests
+from tests.server_sessions import server_problem  # once the path has tests
 
 SERVER_URL_VARIABLES = {"postgresql": "TEST_POSTGRES_URL", "mariadb": "TEST_MARIADB_URL"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-@functools.cache
-def _server_problem(url: str) -> str | None:
-    """Why the server at ``url`` cannot be used, or None if it answers."""
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except Exception as error:  # any failure to connect means the backend is unusable
-        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
-    finally:
-        engine.dispose()
-    return None
+#: Asked once per URL for the whole run.
+_server_problem = functools.cache(server_problem)
 
 
 def _unavailable(message: str) -> NoReturn:

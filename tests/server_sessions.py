@@ -1,5 +1,6 @@
-"""Ending a database server's session from outside, as an administrator, a restart or
-the server's idle timeout does: for the tests of what a pool does with the connection.
+"""Database servers from a test's side: whether one answers, and ending a server's
+session from outside, as an administrator, a restart or the server's idle timeout does
+(for the tests of what a pool does with the connection).
 """
 
 from __future__ import annotations
@@ -7,6 +8,20 @@ from __future__ import annotations
 import time
 
 import sqlalchemy as sa
+
+
+def server_problem(url: str) -> str | None:
+    """Why the server at ``url`` cannot be used, or None if it answers."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as error:  # any failure to connect means the server is unusable
+        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return None
+
 
 #: How long the server may take to end a connection it was told to end.
 KILL_TIMEOUT = 10.0

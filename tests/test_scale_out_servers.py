@@ -29,6 +29,7 @@ import sqlalchemy.exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine
 from tests.scale_out import ScaleOut
+from tests.server_sessions import server_problem
 
 #: How long a row committed on the primary may take to show on the replica.
 REPLICATION_TIMEOUT = 10.0
@@ -37,19 +38,6 @@ REPLICATION_TIMEOUT = 10.0
 #: after their fifth run (its ``prepare_threshold``).
 CLIENTS = 6
 EACH = 60
-
-
-def problem(url: str) -> str | None:
-    """Why the server at ``url`` cannot be used, or None if it answers."""
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except Exception as error:  # any failure to connect means the server is unusable
-        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
-    finally:
-        engine.dispose()
-    return None
 
 
 @pytest.fixture
@@ -245,7 +233,7 @@ def test_the_replica_catches_up_after_being_stopped(servers: ScaleOut, table: st
 
     run("stop-replica")
     try:
-        assert problem(servers.replica) is not None, "the replica still answers"
+        assert server_problem(servers.replica) is not None, "the replica still answers"
         insert_on_primary(servers, table, 3)
     finally:
         run("start-replica")
